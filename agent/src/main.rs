@@ -1,0 +1,100 @@
+//! `outpost-agent`: the Outpost agent that runs on customer hosts.
+//!
+//! This file is the command-line interface; the work is done in the modules
+//! it calls. Commands available now:
+//!
+//! * `outpost-agent facts`: print the host's facts (`HostFacts`) as JSON.
+//! * `outpost-agent health`: take one health sample (`HealthSample`) and
+//!   print it as JSON.
+//!
+//! Output goes to standard output as pretty-printed JSON, in exactly the wire
+//! format of `outpost-protocol`. Errors go to standard error as one line
+//! (`outpost-agent: error: ...` with its causes) and exit with status 1;
+//! command-line mistakes exit with status 2 and a usage message.
+
+mod collect;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+/// Outpost agent: host and device health, fault detection, remote login,
+/// upgrades.
+#[derive(Debug, Parser)]
+#[command(name = "outpost-agent", version, about)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The agent's subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print this host's facts (OS, CPU, memory, disks, boot time) as JSON.
+    Facts,
+    /// Take one health sample (CPU, load, memory, disks, temperatures,
+    /// uptime) and print it as JSON.
+    Health,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the context chain on one line, without a backtrace.
+            eprintln!("outpost-agent: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one subcommand.
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Facts => {
+            let facts = collect::host::collect_facts(Utc::now).context("collecting host facts")?;
+            print_json(&facts)
+        }
+        Command::Health => {
+            let sample = collect::host::collect_health(Utc::now)
+                .context("collecting a host health sample")?;
+            print_json(&sample)
+        }
+    }
+}
+
+/// Writes `value` to standard output as pretty JSON followed by a newline.
+fn print_json(value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).context("encoding the output as JSON")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_subcommands() {
+        let cli = Cli::try_parse_from(["outpost-agent", "facts"]).expect("parse facts");
+        assert!(matches!(cli.command, Command::Facts));
+        let cli = Cli::try_parse_from(["outpost-agent", "health"]).expect("parse health");
+        assert!(matches!(cli.command, Command::Health));
+        assert!(Cli::try_parse_from(["outpost-agent", "reboot"]).is_err());
+        assert!(Cli::try_parse_from(["outpost-agent"]).is_err());
+    }
+}

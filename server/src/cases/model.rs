@@ -1,0 +1,281 @@
+//! The case vocabulary: priority, channel, type, visibility and the kinds of
+//! activity a case history holds.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+use utoipa::ToSchema;
+
+use super::status::Status;
+use crate::error::Error;
+
+/// Generates `as_str`, `ALL` and `FromStr` for a fieldless snake_case enum.
+macro_rules! text_enum {
+    ($t:ident, $field:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            pub const ALL: &'static [$t] = &[$($t::$v),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($t::$v => $s),+ }
+            }
+        }
+        impl FromStr for $t {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self, Error> {
+                match s {
+                    $($s => Ok($t::$v),)+
+                    _ => Err(Error::invalid($field, format!(
+                        "unknown value {s:?}; expected one of: {}",
+                        [$($s),+].join(", ")))),
+                }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+/// SPEC.md 3: P1 system down ... P4 question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+pub enum Priority {
+    P1,
+    P2,
+    P3,
+    P4,
+}
+
+text_enum!(Priority, "priority", { P1 => "P1", P2 => "P2", P3 => "P3", P4 => "P4" });
+
+impl Priority {
+    pub fn level(self) -> i64 {
+        match self {
+            Priority::P1 => 1,
+            Priority::P2 => 2,
+            Priority::P3 => 3,
+            Priority::P4 => 4,
+        }
+    }
+    pub fn from_level(n: i64) -> Result<Priority, Error> {
+        match n {
+            1 => Ok(Priority::P1),
+            2 => Ok(Priority::P2),
+            3 => Ok(Priority::P3),
+            4 => Ok(Priority::P4),
+            _ => Err(Error::Corrupt(format!("priority level {n}"))),
+        }
+    }
+}
+
+/// How the case reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Phone,
+    Email,
+    Web,
+    Fax,
+    Agent,
+}
+
+text_enum!(Channel, "channel", {
+    Phone => "phone", Email => "email", Web => "web", Fax => "fax", Agent => "agent",
+});
+
+/// Classification of the case (SPEC.md 2.17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseType {
+    HardwareFault,
+    SoftwareFault,
+    NetworkFault,
+    Configuration,
+    Installation,
+    Question,
+    Upgrade,
+    Inspection,
+    Other,
+}
+
+text_enum!(CaseType, "case_type", {
+    HardwareFault => "hardware_fault", SoftwareFault => "software_fault",
+    NetworkFault => "network_fault", Configuration => "configuration",
+    Installation => "installation", Question => "question", Upgrade => "upgrade",
+    Inspection => "inspection", Other => "other",
+});
+
+/// Who may read an activity: everyone on the case, or staff only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    Public,
+    Internal,
+}
+
+text_enum!(Visibility, "visibility", { Public => "public", Internal => "internal" });
+
+/// Direction of a recorded phone call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallDirection {
+    Inbound,
+    Outbound,
+}
+
+/// Who opened or is named by an activity, resolved for display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// What happened. Stored as JSON in the `body` column; the `kind` column holds
+/// the tag. New kinds are added by later features; old ones never change shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActivityBody {
+    /// The case was opened.
+    Opened {
+        summary: String,
+        priority: Priority,
+        channel: Channel,
+        case_type: CaseType,
+    },
+    /// A free-text note. `corrects` names the seq of an earlier entry this one
+    /// corrects (history is never edited; corrections are new entries).
+    Note {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        corrects: Option<i64>,
+    },
+    /// A phone call with the customer or the vendor.
+    Call {
+        direction: CallDirection,
+        party: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_secs: Option<i64>,
+        summary: String,
+    },
+    StatusChanged {
+        from: Status,
+        to: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    PriorityChanged {
+        from: Priority,
+        to: Priority,
+        reason: String,
+    },
+    /// Assignment by a dispatcher or manager (also reassignment).
+    Assigned {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<UserRef>,
+        to: UserRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An engineer took the case over (SPEC.md 2.12).
+    TakenOver {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<UserRef>,
+        to: UserRef,
+    },
+    /// Type or vendor changed.
+    Classified {
+        case_type: CaseType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vendor: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_case_type: Option<CaseType>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_vendor: Option<String>,
+    },
+    /// An on-site visit and what was done.
+    FieldVisit {
+        engineer: String,
+        arrived_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        left_at: Option<DateTime<Utc>>,
+        work_done: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer_signoff: Option<String>,
+    },
+}
+
+impl ActivityBody {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ActivityBody::Opened { .. } => "opened",
+            ActivityBody::Note { .. } => "note",
+            ActivityBody::Call { .. } => "call",
+            ActivityBody::StatusChanged { .. } => "status_changed",
+            ActivityBody::PriorityChanged { .. } => "priority_changed",
+            ActivityBody::Assigned { .. } => "assigned",
+            ActivityBody::TakenOver { .. } => "taken_over",
+            ActivityBody::Classified { .. } => "classified",
+            ActivityBody::FieldVisit { .. } => "field_visit",
+        }
+    }
+}
+
+/// A case as the domain sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub id: i64,
+    pub number: String,
+    pub organization_id: Option<i64>,
+    pub contract_id: Option<i64>,
+    pub device_id: Option<i64>,
+    pub caller: Caller,
+    pub summary: String,
+    pub details: String,
+    pub priority: Priority,
+    pub status: Status,
+    pub case_type: CaseType,
+    pub vendor: Option<String>,
+    pub channel: Channel,
+    pub assignee_id: Option<i64>,
+    pub created_by: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub responded_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub last_seq: i64,
+    pub head_hash: String,
+}
+
+/// Caller information (SPEC.md 2.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct Caller {
+    pub name: String,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The contract ID the caller quoted.
+    #[serde(default)]
+    pub contract: Option<String>,
+}
+
+/// One entry of a case history as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub case_id: i64,
+    pub seq: i64,
+    pub visibility: Visibility,
+    pub author_id: Option<i64>,
+    pub author_name: String,
+    pub at: DateTime<Utc>,
+    /// The JSON text of an [`ActivityBody`], exactly as hashed.
+    pub body: String,
+    pub prev_hash: String,
+    pub hash: String,
+}

@@ -1,0 +1,251 @@
+//! The `outpost-server` command line. Every subcommand takes the same
+//! `--config`, `--data-dir` and `--database-url`, so `admin ...` works on the
+//! very data `serve` uses.
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::auth::{generate_token, hash_token, Role};
+use crate::cases::Cases;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Overrides};
+use crate::directory::NewUser;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "outpost-server", version, about = "Outpost case server: cases, SLAs, directory and REST API")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// TOML configuration file (env OUTPOST_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded database (env OUTPOST_DATA_DIR; default ./outpost-data).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://... or sqlite://PATH (env OUTPOST_DATABASE_URL; default SQLite in the data dir).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Seed a realistic demo customer (once), print its users' tokens, and serve.
+    Demo(ServeArgs),
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Administration on the server's data.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (env OUTPOST_LISTEN; default 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Admin {
+    /// Create the first admin user and print its API token (shown once).
+    Bootstrap {
+        #[arg(long, default_value = "admin")]
+        username: String,
+        #[arg(long, default_value = "Administrator")]
+        display_name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Check every case's history chain; exit 1 naming each case and entry
+    /// that was altered or removed.
+    Verify,
+    /// Issue a new API token for an existing user (e.g. a lost admin token).
+    Token {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+/// Parse arguments and run; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("outpost-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("outpost-server: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn overrides(c: &Common, listen: Option<String>) -> Overrides {
+    Overrides {
+        config: c.config.clone(),
+        listen,
+        data_dir: c.data_dir.clone(),
+        database_url: c.database_url.clone(),
+    }
+}
+
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    Store::open(&config.database, config.max_connections)
+        .await
+        .with_context(|| format!("cannot open the database ({})", config.database.describe()))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::Serve(a) => {
+            let config = Config::load(&overrides(&cli.common, a.listen))?;
+            let store = open(&config).await?;
+            serve(config, store, clock).await?;
+        }
+        Command::Demo(a) => {
+            let config = Config::load(&overrides(&cli.common, a.listen))?;
+            let store = open(&config).await?;
+            let users = crate::demo::seed(&store, clock.clone()).await?;
+            println!("Outpost demo at {}", config.base_url());
+            println!("API tokens for the demo users (new ones each start; older demo tokens are revoked):");
+            for (user, role, token) in &users {
+                println!("  {user:<12} {role:<28} {token}");
+            }
+            println!("Try: curl -H 'Authorization: Bearer <token>' {}/api/v1/cases", config.base_url());
+            serve(config, store, clock).await?;
+        }
+        Command::Migrate => {
+            let config = Config::load(&overrides(&cli.common, None))?;
+            open(&config).await?;
+            println!("schema is up to date ({})", config.database.describe());
+        }
+        Command::Admin(cmd) => {
+            let config = Config::load(&overrides(&cli.common, None))?;
+            let store = open(&config).await?;
+            return admin(cmd, store, clock).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Admin::Bootstrap { username, display_name, email } => {
+            if !store.users(Some(Role::Admin.as_str()), None).await?.is_empty() {
+                bail!("an admin already exists; create further users through the API, or issue a token with `admin token`");
+            }
+            let user = NewUser {
+                username,
+                display_name,
+                email,
+                mobile: None,
+                role: Role::Admin,
+                manager_level: None,
+                organization_id: None,
+            }
+            .validate()?;
+            let user = store.insert_user(&user, clock.now()).await?;
+            let token = generate_token();
+            store.insert_token(user.id, "bootstrap", &hash_token(&token), clock.now()).await?;
+            println!("created admin user {:?} (id {})", user.username, user.id);
+            println!("API token (shown once, keep it safe):\n{token}");
+        }
+        Admin::Token { username, name } => {
+            let user = store
+                .user_by_name(&username)
+                .await?
+                .with_context(|| format!("no user named {username:?}"))?;
+            let name = crate::validate::text("name", &name, 100)?;
+            let token = generate_token();
+            store.insert_token(user.id, &name, &hash_token(&token), clock.now()).await?;
+            println!("{token}");
+        }
+        Admin::Verify => {
+            let cases = Cases::new(store, clock);
+            let (checked, findings) = cases.verify_all().await?;
+            if findings.is_empty() {
+                println!("verified {checked} cases: every history chain is intact");
+            } else {
+                for f in &findings {
+                    println!("TAMPERED {f}");
+                }
+                let affected: std::collections::BTreeSet<_> = findings.iter().map(|f| &f.case_number).collect();
+                println!("verified {checked} cases: {} problem(s) in {} case(s)", findings.len(), affected.len());
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serve HTTP until SIGINT or SIGTERM, then finish in-flight requests.
+pub async fn serve(config: Config, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        listen = %addr,
+        database = %config.database.describe(),
+        data_dir = %config.data_dir.display(),
+        config = %config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none (defaults)".into()),
+        "outpost-server ready: API at http://{addr}/api/v1, OpenAPI at http://{addr}/api/v1/openapi.json"
+    );
+    let app = crate::http::router(crate::http::AppState::new(store.clone(), clock));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,197 @@
+//! The HTTP face of the server: the REST API under `/api/v1` (bearer tokens),
+//! its OpenAPI document (generated from the handlers' annotations, so it
+//! cannot drift from the routes), `/healthz` and `/metrics`.
+//!
+//! Handlers are thin: extract, call the domain, map the result. Errors leave
+//! through [`error::ApiError`] only.
+
+pub mod cases;
+pub mod directory;
+pub mod error;
+pub mod extract;
+pub mod users;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::cases::Cases;
+use crate::clock::Clock;
+use crate::store::Store;
+use error::ApiError;
+
+/// Largest request body accepted (bytes).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub cases: Cases,
+    pub clock: Arc<dyn Clock>,
+    metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> AppState {
+        AppState {
+            cases: Cases::new(store.clone(), clock.clone()),
+            store,
+            clock,
+            metrics: metrics_handle(),
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; then ours records nothing.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Outpost case server API", description = "Cases, customer directory and users. Authenticate with `Authorization: Bearer <token>`."),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes together with their OpenAPI document.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(cases::create_case, cases::list_cases))
+        .routes(routes!(cases::get_case))
+        .routes(routes!(cases::list_activities))
+        .routes(routes!(cases::set_status))
+        .routes(routes!(cases::set_priority))
+        .routes(routes!(cases::assign))
+        .routes(routes!(cases::take_over))
+        .routes(routes!(cases::classify))
+        .routes(routes!(cases::add_note))
+        .routes(routes!(cases::record_call))
+        .routes(routes!(cases::record_field_visit))
+        .routes(routes!(directory::create_organization, directory::list_organizations))
+        .routes(routes!(directory::get_organization))
+        .routes(routes!(directory::lookup))
+        .routes(routes!(directory::create_site, directory::list_sites))
+        .routes(routes!(directory::create_project, directory::list_projects))
+        .routes(routes!(directory::add_participant))
+        .routes(routes!(directory::create_contract, directory::list_contracts))
+        .routes(routes!(directory::create_device, directory::list_devices))
+        .routes(routes!(directory::get_device))
+        .routes(routes!(users::me))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::create_token, users::list_tokens))
+        .routes(routes!(users::revoke_token))
+        .routes(routes!(users::add_ssh_key, users::list_ssh_keys))
+        .routes(routes!(users::delete_ssh_key))
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The complete application.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api();
+    let doc = Arc::new(doc);
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
+    .route("/healthz", get(healthz))
+    .route("/metrics", get(metrics_text))
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(middleware::from_fn(track))
+    .with_state(state)
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    match s.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "database unavailable" }))).into_response()
+        }
+    }
+}
+
+/// Prometheus text format: request counters and latency histograms, plus the
+/// number of cases in each status (read from the database at scrape time).
+async fn metrics_text(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let mut out = s.metrics.render();
+    out.push_str("# HELP outpost_cases Cases by status.\n# TYPE outpost_cases gauge\n");
+    let counts = s.store.case_counts_by_status().await?;
+    for st in crate::cases::Status::ALL {
+        let n = counts.iter().find(|(k, _)| k == st.as_str()).map(|(_, n)| *n).unwrap_or(0);
+        out.push_str(&format!("outpost_cases{{status=\"{st}\"}} {n}\n"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /api/v1/openapi.json", None)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method", None)
+}
+
+/// Count and time every request by route template (not raw path, so case
+/// numbers do not explode the label set).
+async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("outpost_http_requests_total", &labels).increment(1);
+    metrics::histogram!("outpost_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,14 @@
+//! Outpost case server: the library behind the `outpost-server` binary.
+//! See ARCHITECTURE.md for the map of modules and the rules they keep.
+
+pub mod auth;
+pub mod cases;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod directory;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod validate;

@@ -1,0 +1,501 @@
+//! SQL for cases and their history.
+//!
+//! Creating a case takes the next number from `case_counters` and writes the
+//! case and its first entries in one transaction. Every later change is a
+//! compare-and-set on the case's history head (`last_seq`): the update only
+//! applies if nobody appended in between, and the new entries are chained onto
+//! the head the caller saw. A lost race returns `Ok(false)`; the domain re-reads
+//! and decides again.
+
+use chrono::{DateTime, Datelike, Utc};
+use sqlx::FromRow;
+
+use super::directory::escape_like;
+use super::{map_db_err, read, write, Store};
+use crate::cases::history::{entry_hash, EntryFields, StoredEntry, GENESIS};
+use crate::clock::to_micros;
+use crate::error::{Error, Result};
+
+/// Insert one chained history entry inside the transaction `$tx`.
+macro_rules! insert_entry {
+    ($tx:expr, $case_id:expr, $seq:expr, $e:expr, $prev:expr, $hash:expr) => {{
+        let e: &PendingEntry = $e;
+        sqlx::query(
+            "INSERT INTO activities (case_id, seq, kind, visibility, author_id, author_name, at, body, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind($case_id)
+        .bind($seq)
+        .bind(e.kind)
+        .bind(e.visibility)
+        .bind(e.author_id)
+        .bind(e.author_name.as_str())
+        .bind(to_micros(e.at))
+        .bind(e.body.as_str())
+        .bind($prev.as_str())
+        .bind($hash.as_str())
+        .execute(&mut *$tx)
+        .await
+        .map_err(|e| map_db_err(e, "activity"))?;
+    }};
+}
+
+/// A case row with the names of what it refers to.
+#[derive(Debug, Clone, FromRow)]
+pub struct CaseRow {
+    pub id: i64,
+    pub number: String,
+    pub organization_id: Option<i64>,
+    pub organization_name: Option<String>,
+    pub contract_id: Option<i64>,
+    pub contract_number: Option<String>,
+    pub device_id: Option<i64>,
+    pub device_name: Option<String>,
+    pub caller_name: String,
+    pub caller_company: Option<String>,
+    pub caller_phone: Option<String>,
+    pub caller_email: Option<String>,
+    pub caller_contract: Option<String>,
+    pub summary: String,
+    pub details: String,
+    pub priority: i64,
+    pub status: String,
+    pub case_type: String,
+    pub vendor: Option<String>,
+    pub channel: String,
+    pub assignee_id: Option<i64>,
+    pub assignee_name: Option<String>,
+    pub created_by: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub responded_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub last_seq: i64,
+    pub head_hash: String,
+}
+
+const CASE_SELECT: &str = "SELECT c.id, c.number, c.organization_id, o.name AS organization_name,
+    c.contract_id, k.number AS contract_number, c.device_id, d.name AS device_name,
+    c.caller_name, c.caller_company, c.caller_phone, c.caller_email, c.caller_contract,
+    c.summary, c.details, c.priority, c.status, c.case_type, c.vendor, c.channel,
+    c.assignee_id, u.display_name AS assignee_name, c.created_by, c.created_at, c.updated_at,
+    c.responded_at, c.resolved_at, c.closed_at, c.last_seq, c.head_hash
+  FROM cases c
+  LEFT JOIN organizations o ON o.id = c.organization_id
+  LEFT JOIN contracts k ON k.id = c.contract_id
+  LEFT JOIN devices d ON d.id = c.device_id
+  LEFT JOIN users u ON u.id = c.assignee_id";
+
+/// What a new case row holds (the number is assigned by the store).
+#[derive(Debug, Clone)]
+pub struct CaseInsert {
+    pub organization_id: Option<i64>,
+    pub contract_id: Option<i64>,
+    pub device_id: Option<i64>,
+    pub caller_name: String,
+    pub caller_company: Option<String>,
+    pub caller_phone: Option<String>,
+    pub caller_email: Option<String>,
+    pub caller_contract: Option<String>,
+    pub summary: String,
+    pub details: String,
+    pub priority: i64,
+    pub status: String,
+    pub case_type: String,
+    pub vendor: Option<String>,
+    pub channel: String,
+    pub assignee_id: Option<i64>,
+    pub created_by: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The mutable part of a case, written by a change.
+#[derive(Debug, Clone)]
+pub struct CaseState {
+    pub status: String,
+    pub priority: i64,
+    pub case_type: String,
+    pub vendor: Option<String>,
+    pub assignee_id: Option<i64>,
+    pub updated_at: DateTime<Utc>,
+    pub responded_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// A history entry before it has a place in the chain.
+#[derive(Debug, Clone)]
+pub struct PendingEntry {
+    pub kind: &'static str,
+    pub visibility: &'static str,
+    pub author_id: Option<i64>,
+    pub author_name: String,
+    pub at: DateTime<Utc>,
+    /// JSON text of the activity body.
+    pub body: String,
+}
+
+/// A stored history entry.
+#[derive(Debug, Clone, FromRow)]
+pub struct EntryRow {
+    pub id: i64,
+    pub seq: i64,
+    pub kind: String,
+    pub visibility: String,
+    pub author_id: Option<i64>,
+    pub author_name: String,
+    pub at: i64,
+    pub body: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<EntryRow> for StoredEntry {
+    fn from(r: EntryRow) -> Self {
+        StoredEntry {
+            seq: r.seq,
+            kind: r.kind,
+            visibility: r.visibility,
+            author_id: r.author_id,
+            author_name: r.author_name,
+            at: r.at,
+            body: r.body,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// Search criteria; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub organization_id: Option<i64>,
+    pub statuses: Vec<String>,
+    pub priorities: Vec<i64>,
+    pub case_types: Vec<String>,
+    pub channels: Vec<String>,
+    pub vendor: Option<String>,
+    pub device_id: Option<i64>,
+    pub contract_id: Option<i64>,
+    pub assignee_id: Option<i64>,
+    pub unassigned: bool,
+    pub open_only: bool,
+    pub text: Option<String>,
+    pub created_from: Option<i64>,
+    pub created_to: Option<i64>,
+    pub closed_from: Option<i64>,
+    pub closed_to: Option<i64>,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+/// Keyset position for stable pagination: newest first by (created_at, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at, self.id)
+    }
+    pub fn decode(s: &str) -> Result<Cursor> {
+        let bad = || Error::invalid("cursor", "is not a cursor returned by this API");
+        let (a, b) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Cursor {
+            created_at: a.parse().map_err(|_| bad())?,
+            id: b.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+fn chain(number: &str, start_seq: i64, start_prev: &str, entries: &[PendingEntry]) -> Vec<(i64, String, String)> {
+    let mut prev = start_prev.to_string();
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let seq = start_seq + i as i64;
+        let hash = entry_hash(&EntryFields {
+            case_number: number,
+            seq,
+            kind: e.kind,
+            visibility: e.visibility,
+            author_id: e.author_id,
+            author_name: &e.author_name,
+            at_micros: to_micros(e.at),
+            body: &e.body,
+            prev_hash: &prev,
+        });
+        out.push((seq, prev.clone(), hash.clone()));
+        prev = hash;
+    }
+    out
+}
+
+impl Store {
+    /// Create a case with a fresh number and its first history entries.
+    /// Returns the new case's id and number.
+    pub async fn insert_case(&self, c: &CaseInsert, entries: &[PendingEntry]) -> Result<(i64, String)> {
+        if entries.is_empty() {
+            return Err(Error::Corrupt("a case must start with at least one history entry".into()));
+        }
+        let year = i64::from(c.created_at.year());
+        write!(self, |p, _d| {
+            let mut tx = p.begin().await?;
+            let n: i64 = sqlx::query_scalar(
+                "INSERT INTO case_counters (year, last) VALUES ($1, 1)
+                 ON CONFLICT (year) DO UPDATE SET last = case_counters.last + 1 RETURNING last",
+            )
+            .bind(year)
+            .fetch_one(&mut *tx)
+            .await?;
+            let number = format!("C-{year}-{n:06}");
+            let links = chain(&number, 1, GENESIS, entries);
+            let (last_seq, head) = links
+                .last()
+                .map(|(s, _, h)| (*s, h.clone()))
+                .unwrap_or((0, GENESIS.to_string()));
+            let at = to_micros(c.created_at);
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO cases (number, organization_id, contract_id, device_id, caller_name,
+                    caller_company, caller_phone, caller_email, caller_contract, summary, details,
+                    priority, status, case_type, vendor, channel, assignee_id, created_by,
+                    created_at, updated_at, last_seq, head_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $18, $19, $19, $20, $21)
+                 RETURNING id",
+            )
+            .bind(&number)
+            .bind(c.organization_id)
+            .bind(c.contract_id)
+            .bind(c.device_id)
+            .bind(&c.caller_name)
+            .bind(&c.caller_company)
+            .bind(&c.caller_phone)
+            .bind(&c.caller_email)
+            .bind(&c.caller_contract)
+            .bind(&c.summary)
+            .bind(&c.details)
+            .bind(c.priority)
+            .bind(&c.status)
+            .bind(&c.case_type)
+            .bind(&c.vendor)
+            .bind(&c.channel)
+            .bind(c.assignee_id)
+            .bind(c.created_by)
+            .bind(at)
+            .bind(last_seq)
+            .bind(&head)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map_db_err(e, "case"))?;
+            for (e, (seq, prev, hash)) in entries.iter().zip(links) {
+                insert_entry!(tx, id, seq, e, prev, hash);
+            }
+            tx.commit().await?;
+            Ok((id, number))
+        })
+    }
+
+    /// Apply a change if the history head is still `expected_seq`; chain the
+    /// entries onto `expected_head`. `Ok(false)` means someone else got there
+    /// first and nothing was written.
+    pub async fn commit_change(
+        &self,
+        case_id: i64,
+        number: &str,
+        expected_seq: i64,
+        expected_head: &str,
+        state: &CaseState,
+        entries: &[PendingEntry],
+    ) -> Result<bool> {
+        let links = chain(number, expected_seq + 1, expected_head, entries);
+        let (last_seq, head) = links
+            .last()
+            .map(|(s, _, h)| (*s, h.clone()))
+            .unwrap_or((expected_seq, expected_head.to_string()));
+        write!(self, |p, _d| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE cases SET status = $1, priority = $2, case_type = $3, vendor = $4,
+                    assignee_id = $5, updated_at = $6, responded_at = $7, resolved_at = $8,
+                    closed_at = $9, last_seq = $10, head_hash = $11
+                 WHERE id = $12 AND last_seq = $13 AND head_hash = $14",
+            )
+            .bind(&state.status)
+            .bind(state.priority)
+            .bind(&state.case_type)
+            .bind(&state.vendor)
+            .bind(state.assignee_id)
+            .bind(to_micros(state.updated_at))
+            .bind(state.responded_at.map(to_micros))
+            .bind(state.resolved_at.map(to_micros))
+            .bind(state.closed_at.map(to_micros))
+            .bind(last_seq)
+            .bind(&head)
+            .bind(case_id)
+            .bind(expected_seq)
+            .bind(expected_head)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_db_err(e, "assignee_id"))?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for (e, (seq, prev, hash)) in entries.iter().zip(links) {
+                insert_entry!(tx, case_id, seq, e, prev, hash);
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    pub async fn case_by_number(&self, number: &str) -> Result<Option<CaseRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(&format!("{CASE_SELECT} WHERE c.number = $1"))
+                .bind(number)
+                .fetch_optional(p)
+                .await?
+        }))
+    }
+
+    /// The whole history of a case, oldest first.
+    pub async fn entries(&self, case_id: i64) -> Result<Vec<EntryRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT id, seq, kind, visibility, author_id, author_name, at, body, prev_hash, hash
+                 FROM activities WHERE case_id = $1 ORDER BY seq, id",
+            )
+            .bind(case_id)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Cases in id order after `after_id`, for walking all of them in batches.
+    pub async fn cases_after(&self, after_id: i64, limit: i64) -> Result<Vec<CaseRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(&format!("{CASE_SELECT} WHERE c.id > $1 ORDER BY c.id LIMIT $2"))
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        }))
+    }
+
+    pub async fn search_cases(&self, f: &CaseFilter) -> Result<Vec<CaseRow>> {
+        let pattern = f.text.as_deref().map(|t| format!("%{}%", escape_like(t)));
+        let vendor = f.vendor.as_deref().map(|v| v.to_lowercase());
+        Ok(read!(self, |p, d| {
+            let mut qb = sqlx::QueryBuilder::new(CASE_SELECT);
+            qb.push(" WHERE 1 = 1");
+            if let Some(o) = f.organization_id {
+                qb.push(" AND c.organization_id = ").push_bind(o);
+            }
+            if !f.statuses.is_empty() {
+                qb.push(" AND c.status IN (");
+                let mut sep = qb.separated(", ");
+                for s in &f.statuses {
+                    sep.push_bind(s.as_str());
+                }
+                qb.push(")");
+            }
+            if !f.priorities.is_empty() {
+                qb.push(" AND c.priority IN (");
+                let mut sep = qb.separated(", ");
+                for s in &f.priorities {
+                    sep.push_bind(*s);
+                }
+                qb.push(")");
+            }
+            if !f.case_types.is_empty() {
+                qb.push(" AND c.case_type IN (");
+                let mut sep = qb.separated(", ");
+                for s in &f.case_types {
+                    sep.push_bind(s.as_str());
+                }
+                qb.push(")");
+            }
+            if !f.channels.is_empty() {
+                qb.push(" AND c.channel IN (");
+                let mut sep = qb.separated(", ");
+                for s in &f.channels {
+                    sep.push_bind(s.as_str());
+                }
+                qb.push(")");
+            }
+            if let Some(v) = &vendor {
+                qb.push(" AND LOWER(c.vendor) = ").push_bind(v.as_str());
+            }
+            if let Some(x) = f.device_id {
+                qb.push(" AND c.device_id = ").push_bind(x);
+            }
+            if let Some(x) = f.contract_id {
+                qb.push(" AND c.contract_id = ").push_bind(x);
+            }
+            if let Some(x) = f.assignee_id {
+                qb.push(" AND c.assignee_id = ").push_bind(x);
+            }
+            if f.unassigned {
+                qb.push(" AND c.assignee_id IS NULL");
+            }
+            if f.open_only {
+                qb.push(" AND c.status NOT IN ('resolved', 'closed')");
+            }
+            if let Some(pat) = &pattern {
+                let op = d.ilike();
+                qb.push(" AND (c.number ").push(op).push(" ").push_bind(pat.as_str());
+                for col in ["c.summary", "c.details", "c.caller_name", "c.caller_company", "c.vendor"] {
+                    qb.push(" ESCAPE '\\' OR ").push(col).push(" ").push(op).push(" ").push_bind(pat.as_str());
+                }
+                qb.push(" ESCAPE '\\')");
+            }
+            if let Some(x) = f.created_from {
+                qb.push(" AND c.created_at >= ").push_bind(x);
+            }
+            if let Some(x) = f.created_to {
+                qb.push(" AND c.created_at < ").push_bind(x);
+            }
+            if let Some(x) = f.closed_from {
+                qb.push(" AND c.closed_at >= ").push_bind(x);
+            }
+            if let Some(x) = f.closed_to {
+                qb.push(" AND c.closed_at < ").push_bind(x);
+            }
+            if let Some(cur) = f.after {
+                qb.push(" AND (c.created_at < ").push_bind(cur.created_at);
+                qb.push(" OR (c.created_at = ").push_bind(cur.created_at);
+                qb.push(" AND c.id < ").push_bind(cur.id);
+                qb.push("))");
+            }
+            qb.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ").push_bind(f.limit);
+            qb.build_query_as::<CaseRow>().fetch_all(p).await?
+        }))
+    }
+
+    /// Number of cases per status (for /metrics).
+    pub async fn case_counts_by_status(&self) -> Result<Vec<(String, i64)>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status")
+                .fetch_all(p)
+                .await?
+        }))
+    }
+
+    /// Distinct engineers assigned to an organisation's open cases.
+    pub async fn open_case_assignees(&self, org: i64) -> Result<Vec<i64>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT assignee_id FROM cases WHERE organization_id = $1
+                 AND assignee_id IS NOT NULL AND status NOT IN ('resolved', 'closed') ORDER BY assignee_id",
+            )
+            .bind(org)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+}
+
