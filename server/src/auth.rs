@@ -80,6 +80,8 @@ impl Principal {
         use Action::*;
         use Role::*;
         match (self.role, action) {
+            // Taking a case over makes you its assignee: engineers and experts only.
+            (r, TakeOver) => matches!(r, Engineer | Expert),
             (Admin, _) => true,
             (Customer, CreateCase | ReadCase | AddPublicNote | ReadDirectory | ChangeStatus) => true,
             (Customer, _) => false,
@@ -94,8 +96,6 @@ impl Principal {
             (Manager, RecordFieldVisit) => false,
             (Dispatcher | Manager, Assign) => true,
             (Engineer | Expert, Assign) => false,
-            (Engineer | Expert, TakeOver) => true,
-            (Dispatcher | Manager, TakeOver) => false,
         }
     }
 

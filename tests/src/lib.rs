@@ -1,1 +1,327 @@
+//! Helpers for the end-to-end tests: start the real `outpost-server` binary
+//! on an ephemeral loopback port over SQLite or a fresh PostgreSQL database,
+//! run its CLI against the same data, and talk to it over HTTP.
+//!
+//! PostgreSQL: `OUTPOST_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`)
+//! names a server where the tests may create and drop databases.
 
+use anyhow::{bail, Context, Result};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The workspace's target directory holding the built binaries.
+pub fn bin(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) })
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    dir.join(name)
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("OUTPOST_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A PostgreSQL database made for one test and dropped afterwards.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Result<PgDatabase> {
+        use sqlx::Connection;
+        let admin = pg_admin_url();
+        let name = format!("outpost_t_{}_{:08x}", std::process::id(), rand::random::<u32>());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .with_context(|| format!("PostgreSQL at {admin} is needed for this test"))?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+        conn.close().await?;
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+        Ok(PgDatabase { url: format!("{base}/{name}"), name })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop from a separate thread with its own runtime: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut c)
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// A running `outpost-server serve` with an admin token.
+pub struct Server {
+    pub base: String,
+    pub admin_token: String,
+    pub backend: Backend,
+    pub http: reqwest::Client,
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub pg: Option<PgDatabase>,
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().await?),
+        };
+        let mut s = Server {
+            base: String::new(),
+            admin_token: String::new(),
+            backend,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+            child: Command::new("true").spawn()?,
+            dir,
+            pg,
+        };
+        let boot = s.cli(&["admin", "bootstrap"])?;
+        if !boot.status.success() {
+            bail!("bootstrap failed: {}", String::from_utf8_lossy(&boot.stderr));
+        }
+        s.admin_token = String::from_utf8_lossy(&boot.stdout)
+            .lines()
+            .find(|l| l.starts_with("opt_"))
+            .context("bootstrap printed no token")?
+            .to_string();
+        s.child = s.spawn(&["serve", "--listen", "127.0.0.1:0"])?;
+        s.base = wait_for_listen(&s.dir.path().join("server.log"), &mut s.child)?;
+        Ok(s)
+    }
+
+    /// The data flags every subcommand takes.
+    pub fn data_args(&self) -> Vec<String> {
+        let mut a = vec!["--data-dir".to_string(), self.dir.path().join("data").display().to_string()];
+        if let Some(pg) = &self.pg {
+            a.extend(["--database-url".to_string(), pg.url.clone()]);
+        }
+        a
+    }
+
+    fn spawn(&self, args: &[&str]) -> Result<Child> {
+        let log = std::fs::File::create(self.dir.path().join("server.log"))?;
+        Command::new(bin("outpost-server"))
+            .args(args)
+            .args(self.data_args())
+            .env("OUTPOST_LOG", "info")
+            .env_remove("OUTPOST_DATABASE_URL")
+            .env_remove("OUTPOST_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start outpost-server; was it built (cargo test --workspace builds it)?")
+    }
+
+    /// Run a CLI subcommand on this server's data.
+    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+        Ok(Command::new(bin("outpost-server"))
+            .args(args)
+            .args(self.data_args())
+            .env_remove("OUTPOST_DATABASE_URL")
+            .env_remove("OUTPOST_CONFIG")
+            .env("OUTPOST_LOG", "warn")
+            .output()?)
+    }
+
+    /// A raw request; returns status and JSON body (Null if none or not JSON).
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<(&str, &str)>) -> Result<(StatusCode, Value)> {
+        let mut rq = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            rq = rq.bearer_auth(t);
+        }
+        if let Some((ctype, b)) = body {
+            rq = rq.header("content-type", ctype).body(b.to_string());
+        }
+        let resp = rq.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
+        let b = body.map(|v| v.to_string());
+        self.raw(method, path, Some(token), b.as_deref().map(|b| ("application/json", b))).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Result<(StatusCode, Value)> {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Result<(StatusCode, Value)> {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// POST that must succeed; returns the body.
+    pub async fn post_ok(&self, path: &str, token: &str, body: Value) -> Result<Value> {
+        let (st, v) = self.post(path, token, body).await?;
+        if !st.is_success() {
+            bail!("POST {path} -> {st}: {v}");
+        }
+        Ok(v)
+    }
+
+    /// Create a user with a token. Returns (id, token).
+    pub async fn user(&self, username: &str, role: &str, level: Option<i64>, org: Option<i64>) -> Result<(i64, String)> {
+        let u = self
+            .post_ok(
+                "/api/v1/users",
+                &self.admin_token,
+                serde_json::json!({
+                    "username": username, "display_name": username, "role": role,
+                    "manager_level": level, "organization_id": org,
+                    "email": format!("{username}@example.com"), "mobile": "+49 170 5550000",
+                }),
+            )
+            .await?;
+        let id = u["id"].as_i64().context("user id")?;
+        let t = self
+            .post_ok(&format!("/api/v1/users/{id}/tokens"), &self.admin_token, serde_json::json!({ "name": "test" }))
+            .await?;
+        Ok((id, t["token"].as_str().context("token")?.to_string()))
+    }
+
+    /// Stop the server process.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_for_listen(log: &Path, child: &mut Child) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(i) = text.find("listen=") {
+            let addr: String = text[i + 7..].chars().take_while(|c| !c.is_whitespace()).collect();
+            return Ok(format!("http://{addr}"));
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("outpost-server exited ({status}) before listening:\n{text}");
+        }
+        if Instant::now() > deadline {
+            bail!("outpost-server did not start within 60 s:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A small world built through the API: two customer organisations with a
+/// device and a contract each, one user per role, a customer user per org.
+pub struct World {
+    pub org_a: i64,
+    pub org_b: i64,
+    pub device_a: i64,
+    pub device_b: i64,
+    pub admin: String,
+    pub dispatcher: String,
+    pub engineer: (i64, String),
+    pub engineer2: (i64, String),
+    pub expert: (i64, String),
+    pub rma: String,
+    pub managers: Vec<String>,
+    pub customer_a: String,
+    pub customer_b: String,
+}
+
+impl World {
+    pub async fn build(s: &Server) -> Result<World> {
+        let admin = s.admin_token.clone();
+        let mut orgs = Vec::new();
+        let mut devices = Vec::new();
+        for (i, code) in ["A100", "B200"].iter().enumerate() {
+            let o = s
+                .post_ok("/api/v1/organizations", &admin, serde_json::json!({
+                    "customer_code": code, "name": format!("Customer {code}"), "phone": format!("+49 40 555{i}0000")
+                }))
+                .await?;
+            let oid = o["id"].as_i64().context("org id")?;
+            let d = s
+                .post_ok("/api/v1/devices", &admin, serde_json::json!({
+                    "organization_id": oid, "name": format!("sw-{code}"), "device_type": "switch",
+                    "vendor": if i == 0 { "Cisco" } else { "Huawei" }, "model": "X1", "serial": format!("SN{code}"),
+                    "warranty_end": "2099-12-31"
+                }))
+                .await?;
+            let did = d["id"].as_i64().context("device id")?;
+            s.post_ok("/api/v1/contracts", &admin, serde_json::json!({
+                "organization_id": oid, "number": format!("K-{code}"), "starts_on": "2020-01-01",
+                "ends_on": "2099-12-31", "coverage": "24x7", "device_ids": [did]
+            }))
+            .await?;
+            orgs.push(oid);
+            devices.push(did);
+        }
+        let (_, dispatcher) = s.user("disp", "dispatcher", None, None).await?;
+        let engineer = s.user("eng1", "engineer", None, None).await?;
+        let engineer2 = s.user("eng2", "engineer", None, None).await?;
+        let expert = s.user("exp1", "expert", None, None).await?;
+        let (_, rma) = s.user("rma1", "rma_admin", None, None).await?;
+        let mut managers = Vec::new();
+        for l in 1..=5 {
+            managers.push(s.user(&format!("mgr{l}"), "manager", Some(l), None).await?.1);
+        }
+        let (_, customer_a) = s.user("cust_a", "customer", None, Some(orgs[0])).await?;
+        let (_, customer_b) = s.user("cust_b", "customer", None, Some(orgs[1])).await?;
+        Ok(World {
+            org_a: orgs[0],
+            org_b: orgs[1],
+            device_a: devices[0],
+            device_b: devices[1],
+            admin,
+            dispatcher,
+            engineer,
+            engineer2,
+            expert,
+            rma,
+            managers,
+            customer_a,
+            customer_b,
+        })
+    }
+
+    /// Open a case for organisation A (or B) as the dispatcher; returns its number.
+    pub async fn open_case(&self, s: &Server, org_b: bool, summary: &str) -> Result<String> {
+        let v = s
+            .post_ok("/api/v1/cases", &self.dispatcher, serde_json::json!({
+                "caller": { "name": "Caller", "phone": "+49 40 1234567" },
+                "summary": summary, "details": "details", "priority": "P2",
+                "device_id": if org_b { self.device_b } else { self.device_a },
+            }))
+            .await?;
+        Ok(v["number"].as_str().context("number")?.to_string())
+    }
+}

@@ -57,13 +57,18 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 None,
             ),
             Category::Data => {
-                let field = (path != ".").then_some(path);
-                let message = match &field {
-                    Some(f) => format!("{f}: {}", strip_position(&inner.to_string())),
-                    None => strip_position(&inner.to_string()),
+                let msg = strip_position(&inner.to_string());
+                let parent = (path != ".").then_some(path);
+                // Missing and unknown fields are reported at the parent object.
+                let field = match (named_field(&msg), parent) {
+                    (Some(f), Some(p)) => Some(format!("{p}.{f}")),
+                    (Some(f), None) => Some(f),
+                    (None, p) => p,
                 };
-                // A missing field is reported by serde as "missing field `x`" at the parent.
-                let field = field.or_else(|| missing_field(&inner.to_string()));
+                let message = match &field {
+                    Some(f) => format!("{f}: {msg}"),
+                    None => msg,
+                };
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message, field)
             }
         }
@@ -77,8 +82,11 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-fn missing_field(msg: &str) -> Option<String> {
-    let rest = msg.strip_prefix("missing field `")?;
+/// serde reports missing and unknown fields at the parent; name the field itself.
+fn named_field(msg: &str) -> Option<String> {
+    let rest = msg
+        .strip_prefix("missing field `")
+        .or_else(|| msg.strip_prefix("unknown field `"))?;
     Some(rest.split('`').next()?.to_string())
 }
 

@@ -138,7 +138,7 @@ pub async fn add_ssh_key(
 ) -> ApiResult<(StatusCode, Json<SshKey>)> {
     let user = target_user(&s, &who, id).await?;
     if !user.role.is_staff() {
-        return Err(Error::invalid("public_key", "only staff log in through the relay").into());
+        return Err(Error::forbidden("only staff log in through the remote-login relay").into());
     }
     let key = parse_ssh_key(&req.public_key)?;
     Ok((StatusCode::CREATED, Json(s.store.insert_ssh_key(user.id, &key, s.clock.now()).await?)))

@@ -1,11 +1,9 @@
 //! SQL for cases and their history.
 //!
 //! Creating a case takes the next number from `case_counters` and writes the
-//! case and its first entries in one transaction. Every later change is a
-//! compare-and-set on the case's history head (`last_seq`): the update only
-//! applies if nobody appended in between, and the new entries are chained onto
-//! the head the caller saw. A lost race returns `Ok(false)`; the domain re-reads
-//! and decides again.
+//! case and its first entries in one transaction. Every later change runs
+//! through [`Store::change_case`]: read, decide and write inside one write
+//! transaction holding the case, so the new entries chain onto the true head.
 
 use chrono::{DateTime, Datelike, Utc};
 use sqlx::FromRow;
@@ -298,30 +296,37 @@ impl Store {
         })
     }
 
-    /// Apply a change if the history head is still `expected_seq`; chain the
-    /// entries onto `expected_head`. `Ok(false)` means someone else got there
-    /// first and nothing was written.
-    pub async fn commit_change(
-        &self,
-        case_id: i64,
-        number: &str,
-        expected_seq: i64,
-        expected_head: &str,
-        state: &CaseState,
-        entries: &[PendingEntry],
-    ) -> Result<bool> {
-        let links = chain(number, expected_seq + 1, expected_head, entries);
-        let (last_seq, head) = links
-            .last()
-            .map(|(s, _, h)| (*s, h.clone()))
-            .unwrap_or((expected_seq, expected_head.to_string()));
-        write!(self, |p, _d| {
+    /// Change one case atomically: inside a write transaction that holds the
+    /// case row (PostgreSQL `FOR UPDATE`; SQLite has one writer), read it,
+    /// let `decide` compute the new state and history entries, chain the
+    /// entries onto the head it saw, and commit. Concurrent changes to the same
+    /// case queue up instead of failing. `Ok(None)`: no such case.
+    pub async fn change_case<F>(&self, number: &str, decide: F) -> Result<Option<()>>
+    where
+        F: FnOnce(&CaseRow) -> Result<(CaseState, Vec<PendingEntry>)>,
+    {
+        write!(self, |p, d| {
             let mut tx = p.begin().await?;
-            let n = sqlx::query(
+            let lock = match d {
+                super::Dialect::Postgres => " FOR UPDATE OF c",
+                super::Dialect::Sqlite => "",
+            };
+            let row: Option<CaseRow> = sqlx::query_as(&format!("{CASE_SELECT} WHERE c.number = $1{lock}"))
+                .bind(number)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let (state, entries) = decide(&row)?;
+            let links = chain(&row.number, row.last_seq + 1, &row.head_hash, &entries);
+            let (last_seq, head) = links
+                .last()
+                .map(|(s, _, h)| (*s, h.clone()))
+                .unwrap_or((row.last_seq, row.head_hash.clone()));
+            sqlx::query(
                 "UPDATE cases SET status = $1, priority = $2, case_type = $3, vendor = $4,
                     assignee_id = $5, updated_at = $6, responded_at = $7, resolved_at = $8,
                     closed_at = $9, last_seq = $10, head_hash = $11
-                 WHERE id = $12 AND last_seq = $13 AND head_hash = $14",
+                 WHERE id = $12",
             )
             .bind(&state.status)
             .bind(state.priority)
@@ -334,22 +339,15 @@ impl Store {
             .bind(state.closed_at.map(to_micros))
             .bind(last_seq)
             .bind(&head)
-            .bind(case_id)
-            .bind(expected_seq)
-            .bind(expected_head)
+            .bind(row.id)
             .execute(&mut *tx)
             .await
-            .map_err(|e| map_db_err(e, "assignee_id"))?
-            .rows_affected();
-            if n == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
+            .map_err(|e| map_db_err(e, "assignee_id"))?;
             for (e, (seq, prev, hash)) in entries.iter().zip(links) {
-                insert_entry!(tx, case_id, seq, e, prev, hash);
+                insert_entry!(tx, row.id, seq, e, prev, hash);
             }
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(()))
         })
     }
 
