@@ -49,18 +49,26 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         use serde_json::error::Category;
-        match inner.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+        // serde_json reports some type mismatches (a number where an enum's
+        // string belongs) as syntax errors; if the body parses as JSON at all,
+        // the problem is the field's value, not the syntax.
+        let syntax = matches!(inner.classify(), Category::Syntax | Category::Eof | Category::Io)
+            && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err();
+        match (syntax, inner.classify()) {
+            (true, _) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "malformed_json",
                 format!("the body is not valid JSON: {inner}"),
                 None,
             ),
-            Category::Data => {
+            (false, _) => {
                 let msg = strip_position(&inner.to_string());
+                let msg = msg.replace("expected value", "wrong type of value");
                 let parent = (path != ".").then_some(path);
                 // Missing and unknown fields are reported at the parent object.
                 let field = match (named_field(&msg), parent) {
+                    // The path of an unknown field already ends in its name.
+                    (Some(_), Some(p)) if msg.starts_with("unknown field") => Some(p),
                     (Some(f), Some(p)) => Some(format!("{p}.{f}")),
                     (Some(f), None) => Some(f),
                     (None, p) => p,

@@ -143,6 +143,7 @@ pub fn router(state: AppState) -> Router {
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(middleware::from_fn(refuse_oversized))
     .layer(middleware::from_fn(track))
     .with_state(state)
 }
@@ -176,6 +177,26 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method", None)
+}
+
+/// Refuse a body announced as larger than [`BODY_LIMIT`] before reading it
+/// (bodies without a length are cut off at the limit while being read).
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body may be at most {BODY_LIMIT} bytes"),
+            None,
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Count and time every request by route template (not raw path, so case
