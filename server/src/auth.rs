@@ -83,15 +83,24 @@ impl Principal {
             // Taking a case over makes you its assignee: engineers and experts only.
             (r, TakeOver) => matches!(r, Engineer | Expert),
             (Admin, _) => true,
-            (Customer, CreateCase | ReadCase | AddPublicNote | ReadDirectory | ChangeStatus) => true,
+            (Customer, CreateCase | ReadCase | AddPublicNote | ReadDirectory | ChangeStatus) => {
+                true
+            }
             (Customer, _) => false,
             (_, ManageUsers) => false,
             (Dispatcher, WriteDirectory) => true,
             (_, WriteDirectory) => false,
-            (_, ReadDirectory | CreateCase | ReadCase | AddPublicNote | AddInternalNote | ReadInternal) => true,
+            (
+                _,
+                ReadDirectory | CreateCase | ReadCase | AddPublicNote | AddInternalNote
+                | ReadInternal,
+            ) => true,
             (RmaAdmin, RecordCall) => true,
             (RmaAdmin, _) => false,
-            (Dispatcher | Engineer | Expert | Manager, RecordCall | ChangeStatus | ChangePriority | Classify) => true,
+            (
+                Dispatcher | Engineer | Expert | Manager,
+                RecordCall | ChangeStatus | ChangePriority | Classify,
+            ) => true,
             (Dispatcher | Engineer | Expert, RecordFieldVisit) => true,
             (Manager, RecordFieldVisit) => false,
             (Dispatcher | Manager, Assign) => true,

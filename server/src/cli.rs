@@ -16,7 +16,11 @@ use crate::directory::NewUser;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "outpost-server", version, about = "Outpost case server: cases, SLAs, directory and REST API")]
+#[command(
+    name = "outpost-server",
+    version,
+    about = "Outpost case server: cases, SLAs, directory and REST API"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,
@@ -84,7 +88,10 @@ pub enum Admin {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("outpost-server: cannot start the runtime: {e}");
@@ -132,19 +139,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => {
             let config = Config::load(&overrides(&cli.common, a.listen))?;
             let store = open(&config).await?;
-            serve(config, store, clock).await?;
+            let listener = bind(&config).await?;
+            serve(config, listener, store, clock).await?;
         }
         Command::Demo(a) => {
-            let config = Config::load(&overrides(&cli.common, a.listen))?;
+            let mut config = Config::load(&overrides(&cli.common, a.listen))?;
             let store = open(&config).await?;
+            let listener = bind(&config).await?;
+            config.listen = listener.local_addr()?;
             let users = crate::demo::seed(&store, clock.clone()).await?;
             println!("Outpost demo at {}", config.base_url());
             println!("API tokens for the demo users (new ones each start; older demo tokens are revoked):");
             for (user, role, token) in &users {
                 println!("  {user:<12} {role:<28} {token}");
             }
-            println!("Try: curl -H 'Authorization: Bearer <token>' {}/api/v1/cases", config.base_url());
-            serve(config, store, clock).await?;
+            println!(
+                "Try: curl -H 'Authorization: Bearer <token>' {}/api/v1/cases",
+                config.base_url()
+            );
+            serve(config, listener, store, clock).await?;
         }
         Command::Migrate => {
             let config = Config::load(&overrides(&cli.common, None))?;
@@ -162,8 +175,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
     match cmd {
-        Admin::Bootstrap { username, display_name, email } => {
-            if !store.users(Some(Role::Admin.as_str()), None).await?.is_empty() {
+        Admin::Bootstrap {
+            username,
+            display_name,
+            email,
+        } => {
+            if !store
+                .users(Some(Role::Admin.as_str()), None)
+                .await?
+                .is_empty()
+            {
                 bail!("an admin already exists; create further users through the API, or issue a token with `admin token`");
             }
             let user = NewUser {
@@ -178,7 +199,9 @@ async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Resul
             .validate()?;
             let user = store.insert_user(&user, clock.now()).await?;
             let token = generate_token();
-            store.insert_token(user.id, "bootstrap", &hash_token(&token), clock.now()).await?;
+            store
+                .insert_token(user.id, "bootstrap", &hash_token(&token), clock.now())
+                .await?;
             println!("created admin user {:?} (id {})", user.username, user.id);
             println!("API token (shown once, keep it safe):\n{token}");
         }
@@ -189,7 +212,9 @@ async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Resul
                 .with_context(|| format!("no user named {username:?}"))?;
             let name = crate::validate::text("name", &name, 100)?;
             let token = generate_token();
-            store.insert_token(user.id, &name, &hash_token(&token), clock.now()).await?;
+            store
+                .insert_token(user.id, &name, &hash_token(&token), clock.now())
+                .await?;
             println!("{token}");
         }
         Admin::Verify => {
@@ -201,8 +226,13 @@ async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Resul
                 for f in &findings {
                     println!("TAMPERED {f}");
                 }
-                let affected: std::collections::BTreeSet<_> = findings.iter().map(|f| &f.case_number).collect();
-                println!("verified {checked} cases: {} problem(s) in {} case(s)", findings.len(), affected.len());
+                let affected: std::collections::BTreeSet<_> =
+                    findings.iter().map(|f| &f.case_number).collect();
+                println!(
+                    "verified {checked} cases: {} problem(s) in {} case(s)",
+                    findings.len(),
+                    affected.len()
+                );
                 return Ok(ExitCode::from(1));
             }
         }
@@ -210,11 +240,19 @@ async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serve HTTP until SIGINT or SIGTERM, then finish in-flight requests.
-pub async fn serve(config: Config, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
+async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.listen))
+}
+
+/// Serve HTTP until SIGINT or SIGTERM, then finish in-flight requests.
+pub async fn serve(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    store: Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(
         listen = %addr,

@@ -86,7 +86,10 @@ impl Config {
     /// Resolve the configuration from flags, environment and file.
     pub fn load(ov: &Overrides) -> anyhow::Result<Config> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let path = ov.config.clone().or_else(|| env("OUTPOST_CONFIG").map(PathBuf::from));
+        let path = ov
+            .config
+            .clone()
+            .or_else(|| env("OUTPOST_CONFIG").map(PathBuf::from));
         let file = match &path {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
@@ -150,7 +153,10 @@ pub fn parse_database_url(u: &str) -> anyhow::Result<Database> {
     if u.starts_with("postgres://") || u.starts_with("postgresql://") {
         return Ok(Database::Postgres { url: u.to_string() });
     }
-    if let Some(rest) = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")) {
+    if let Some(rest) = u
+        .strip_prefix("sqlite://")
+        .or_else(|| u.strip_prefix("sqlite:"))
+    {
         let path = rest.split('?').next().unwrap_or(rest);
         if path.is_empty() {
             bail!("database.url: {u:?} names no SQLite file");
@@ -159,7 +165,10 @@ pub fn parse_database_url(u: &str) -> anyhow::Result<Database> {
             path: PathBuf::from(path),
         });
     }
-    bail!("database.url: {:?} must start with postgres:// or sqlite://", redact_url(u))
+    bail!(
+        "database.url: {:?} must start with postgres:// or sqlite://",
+        redact_url(u)
+    )
 }
 
 /// Blank the password in a URL for logging.
@@ -188,11 +197,16 @@ mod tests {
         ));
         assert_eq!(
             parse_database_url("sqlite:///tmp/x.db").ok(),
-            Some(Database::Sqlite { path: "/tmp/x.db".into() })
+            Some(Database::Sqlite {
+                path: "/tmp/x.db".into()
+            })
         );
         assert!(parse_database_url("mysql://x").is_err());
         assert!(parse_database_url("sqlite://").is_err());
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
     }
 
     #[test]

@@ -14,27 +14,100 @@ use crate::store::Store;
 
 const MAIN_CODE: &str = "10042";
 
+/// name, type, vendor, model, serial, firmware, site id, warranty end
+type DemoDevice<'a> = (
+    &'a str,
+    DeviceType,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    i64,
+    &'a String,
+);
+
 /// (username, display name, role, manager level, e-mail, mobile)
 type Staff = (&'static str, &'static str, Role, Option<i64>, &'static str);
 
 const STAFF: &[Staff] = &[
     ("admin", "Ada Admin", Role::Admin, None, "+49 40 5550 9000"),
-    ("dana", "Dana Dispatcher", Role::Dispatcher, None, "+49 40 5550 9001"),
-    ("erik", "Erik Engineer", Role::Engineer, None, "+49 40 5550 9002"),
-    ("emma", "Emma Engineer", Role::Engineer, None, "+49 40 5550 9003"),
-    ("xavier", "Xavier Expert", Role::Expert, None, "+49 40 5550 9004"),
+    (
+        "dana",
+        "Dana Dispatcher",
+        Role::Dispatcher,
+        None,
+        "+49 40 5550 9001",
+    ),
+    (
+        "erik",
+        "Erik Engineer",
+        Role::Engineer,
+        None,
+        "+49 40 5550 9002",
+    ),
+    (
+        "emma",
+        "Emma Engineer",
+        Role::Engineer,
+        None,
+        "+49 40 5550 9003",
+    ),
+    (
+        "xavier",
+        "Xavier Expert",
+        Role::Expert,
+        None,
+        "+49 40 5550 9004",
+    ),
     ("rita", "Rita RMA", Role::RmaAdmin, None, "+49 40 5550 9005"),
-    ("mona", "Mona Response-Center", Role::Manager, Some(1), "+49 40 5550 9011"),
-    ("tomas", "Tomas Technical", Role::Manager, Some(2), "+49 40 5550 9012"),
-    ("celia", "Celia Technical-Center", Role::Manager, Some(3), "+49 40 5550 9013"),
-    ("ivan", "Ivan Integration", Role::Manager, Some(4), "+49 40 5550 9014"),
-    ("greta", "Greta Integration-GM", Role::Manager, Some(5), "+49 40 5550 9015"),
+    (
+        "mona",
+        "Mona Response-Center",
+        Role::Manager,
+        Some(1),
+        "+49 40 5550 9011",
+    ),
+    (
+        "tomas",
+        "Tomas Technical",
+        Role::Manager,
+        Some(2),
+        "+49 40 5550 9012",
+    ),
+    (
+        "celia",
+        "Celia Technical-Center",
+        Role::Manager,
+        Some(3),
+        "+49 40 5550 9013",
+    ),
+    (
+        "ivan",
+        "Ivan Integration",
+        Role::Manager,
+        Some(4),
+        "+49 40 5550 9014",
+    ),
+    (
+        "greta",
+        "Greta Integration-GM",
+        Role::Manager,
+        Some(5),
+        "+49 40 5550 9015",
+    ),
 ];
 
 /// Seed (if not yet seeded) and issue fresh tokens for every demo user.
 /// Returns (username, role description, token).
-pub async fn seed(store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Vec<(String, String, String)>> {
-    let seeded = store.lookup(MAIN_CODE, 1).await?.into_iter().any(|m| m.matched_by == "customer_code");
+pub async fn seed(
+    store: &Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let seeded = store
+        .lookup(MAIN_CODE, 1)
+        .await?
+        .into_iter()
+        .any(|m| m.matched_by == "customer_code");
     if !seeded {
         seed_data(store, clock.now()).await?;
         tracing::info!("demo data seeded");
@@ -43,14 +116,23 @@ pub async fn seed(store: &Store, clock: Arc<dyn Clock>) -> anyhow::Result<Vec<(S
     let mut names: Vec<&str> = STAFF.iter().map(|s| s.0).collect();
     names.extend(["jana", "hank"]);
     for name in names {
-        let Some(u) = store.user_by_name(name).await? else { continue };
-        store.revoke_tokens(u.id, None, Some("demo"), clock.now()).await?;
+        let Some(u) = store.user_by_name(name).await? else {
+            continue;
+        };
+        store
+            .revoke_tokens(u.id, None, Some("demo"), clock.now())
+            .await?;
         let token = generate_token();
-        store.insert_token(u.id, "demo", &hash_token(&token), clock.now()).await?;
+        store
+            .insert_token(u.id, "demo", &hash_token(&token), clock.now())
+            .await?;
         let role = match (u.role, u.manager_level) {
             (Role::Manager, Some(l)) => format!(
                 "manager L{l} ({})",
-                MANAGER_LEVELS.get((l - 1) as usize).copied().unwrap_or("manager")
+                MANAGER_LEVELS
+                    .get((l - 1) as usize)
+                    .copied()
+                    .unwrap_or("manager")
             ),
             (Role::Customer, _) => "customer".to_string(),
             (r, _) => r.to_string(),
@@ -102,43 +184,224 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
         )
         .await?;
     let hq = store
-        .insert_site(&NewSite { organization_id: org.id, name: "Hamburg HQ".into(), address: Some("Am Sandtorkai 12, Hamburg".into()), timezone: Some("Europe/Berlin".into()) }.validate()?, start)
+        .insert_site(
+            &NewSite {
+                organization_id: org.id,
+                name: "Hamburg HQ".into(),
+                address: Some("Am Sandtorkai 12, Hamburg".into()),
+                timezone: Some("Europe/Berlin".into()),
+            }
+            .validate()?,
+            start,
+        )
         .await?;
     let dc = store
-        .insert_site(&NewSite { organization_id: org.id, name: "Bremen Distribution Center".into(), address: Some("Hafenstrasse 40, Bremen".into()), timezone: Some("Europe/Berlin".into()) }.validate()?, start)
+        .insert_site(
+            &NewSite {
+                organization_id: org.id,
+                name: "Bremen Distribution Center".into(),
+                address: Some("Hafenstrasse 40, Bremen".into()),
+                timezone: Some("Europe/Berlin".into()),
+            }
+            .validate()?,
+            start,
+        )
         .await?;
     let clinic = store
-        .insert_site(&NewSite { organization_id: other.id, name: "Clinic North".into(), address: None, timezone: Some("Europe/Berlin".into()) }.validate()?, start)
+        .insert_site(
+            &NewSite {
+                organization_id: other.id,
+                name: "Clinic North".into(),
+                address: None,
+                timezone: Some("Europe/Berlin".into()),
+            }
+            .validate()?,
+            start,
+        )
         .await?;
     let project = store
-        .insert_project(&NewProject { organization_id: org.id, name: "Core network refresh 2026".into(), description: Some("Replace core and distribution switches at HQ; new WAN routers for the DC.".into()) }.validate()?, start)
+        .insert_project(
+            &NewProject {
+                organization_id: org.id,
+                name: "Core network refresh 2026".into(),
+                description: Some(
+                    "Replace core and distribution switches at HQ; new WAN routers for the DC."
+                        .into(),
+                ),
+            }
+            .validate()?,
+            start,
+        )
         .await?;
     for (side, name, role, phone, email) in [
-        (Side::Customer, "Jana Vogt", "network lead", "+49 40 5550 1042", "jana.vogt@nordwind.example"),
-        (Side::Customer, "Paul Brandt", "IT operations manager", "+49 40 5550 1043", "paul.brandt@nordwind.example"),
-        (Side::Vendor, "Sofia Marquez", "account manager", "+49 40 5550 9100", "sofia.marquez@outpost.example"),
-        (Side::Vendor, "Erik Engineer", "project engineer", "+49 40 5550 9002", "erik@outpost.example"),
+        (
+            Side::Customer,
+            "Jana Vogt",
+            "network lead",
+            "+49 40 5550 1042",
+            "jana.vogt@nordwind.example",
+        ),
+        (
+            Side::Customer,
+            "Paul Brandt",
+            "IT operations manager",
+            "+49 40 5550 1043",
+            "paul.brandt@nordwind.example",
+        ),
+        (
+            Side::Vendor,
+            "Sofia Marquez",
+            "account manager",
+            "+49 40 5550 9100",
+            "sofia.marquez@outpost.example",
+        ),
+        (
+            Side::Vendor,
+            "Erik Engineer",
+            "project engineer",
+            "+49 40 5550 9002",
+            "erik@outpost.example",
+        ),
     ] {
         store
-            .insert_participant(project.id, &NewParticipant { side, name: name.into(), role: role.into(), phone: Some(phone.into()), email: Some(email.into()) }.validate()?, start)
+            .insert_participant(
+                project.id,
+                &NewParticipant {
+                    side,
+                    name: name.into(),
+                    role: role.into(),
+                    phone: Some(phone.into()),
+                    email: Some(email.into()),
+                }
+                .validate()?,
+                start,
+            )
             .await?;
     }
     let today = now.date_naive();
     let in_2y = (today + Duration::days(730)).format("%Y-%m-%d").to_string();
     let expired = (today - Duration::days(30)).format("%Y-%m-%d").to_string();
-    let devices: [(&str, DeviceType, &str, &str, &str, &str, i64, &String); 12] = [
-        ("core-sw-1", DeviceType::Switch, "Cisco", "C9300-48P", "FOC2231X0A1", "17.9.4a", hq.id, &in_2y),
-        ("core-sw-2", DeviceType::Switch, "Cisco", "C9300-48P", "FOC2231X0A2", "17.9.4a", hq.id, &in_2y),
-        ("dist-sw-1", DeviceType::Switch, "Cisco", "C9200L-24T", "JAE2419B11C", "17.6.5", hq.id, &in_2y),
-        ("dist-sw-2", DeviceType::Switch, "Cisco", "C9200L-24T", "JAE2419B11D", "17.6.5", hq.id, &expired),
-        ("wan-rtr-1", DeviceType::Router, "Cisco", "ISR4451-X", "FGL2204A0QZ", "17.6.6a", hq.id, &in_2y),
-        ("fw-1", DeviceType::Firewall, "Cisco", "FPR-2130", "JAD2233025M", "7.2.5", hq.id, &in_2y),
-        ("dc-sw-1", DeviceType::Switch, "Huawei", "S5735-L48T4X", "2102352XBN10L9000123", "V200R022C00SPC500", dc.id, &in_2y),
-        ("dc-sw-2", DeviceType::Switch, "Huawei", "S5735-L48T4X", "2102352XBN10L9000124", "V200R022C00SPC500", dc.id, &in_2y),
-        ("dc-sw-3", DeviceType::Switch, "Huawei", "S5735-L24T4X", "2102352XBN10L9000311", "V200R021C10SPC600", dc.id, &expired),
-        ("dc-rtr-1", DeviceType::Router, "Huawei", "AR6120", "2102313KTD10M3000087", "V300R022C00SPC100", dc.id, &in_2y),
-        ("dc-ap-1", DeviceType::AccessPoint, "Huawei", "AirEngine 5761-11", "2102313YPS10M5000412", "V200R022C00", dc.id, &in_2y),
-        ("dc-ups-1", DeviceType::Ups, "Huawei", "UPS2000-A-3KTTL", "2102312FBP10M7000058", "V100R001C02", dc.id, &expired),
+    let devices: [DemoDevice; 12] = [
+        (
+            "core-sw-1",
+            DeviceType::Switch,
+            "Cisco",
+            "C9300-48P",
+            "FOC2231X0A1",
+            "17.9.4a",
+            hq.id,
+            &in_2y,
+        ),
+        (
+            "core-sw-2",
+            DeviceType::Switch,
+            "Cisco",
+            "C9300-48P",
+            "FOC2231X0A2",
+            "17.9.4a",
+            hq.id,
+            &in_2y,
+        ),
+        (
+            "dist-sw-1",
+            DeviceType::Switch,
+            "Cisco",
+            "C9200L-24T",
+            "JAE2419B11C",
+            "17.6.5",
+            hq.id,
+            &in_2y,
+        ),
+        (
+            "dist-sw-2",
+            DeviceType::Switch,
+            "Cisco",
+            "C9200L-24T",
+            "JAE2419B11D",
+            "17.6.5",
+            hq.id,
+            &expired,
+        ),
+        (
+            "wan-rtr-1",
+            DeviceType::Router,
+            "Cisco",
+            "ISR4451-X",
+            "FGL2204A0QZ",
+            "17.6.6a",
+            hq.id,
+            &in_2y,
+        ),
+        (
+            "fw-1",
+            DeviceType::Firewall,
+            "Cisco",
+            "FPR-2130",
+            "JAD2233025M",
+            "7.2.5",
+            hq.id,
+            &in_2y,
+        ),
+        (
+            "dc-sw-1",
+            DeviceType::Switch,
+            "Huawei",
+            "S5735-L48T4X",
+            "2102352XBN10L9000123",
+            "V200R022C00SPC500",
+            dc.id,
+            &in_2y,
+        ),
+        (
+            "dc-sw-2",
+            DeviceType::Switch,
+            "Huawei",
+            "S5735-L48T4X",
+            "2102352XBN10L9000124",
+            "V200R022C00SPC500",
+            dc.id,
+            &in_2y,
+        ),
+        (
+            "dc-sw-3",
+            DeviceType::Switch,
+            "Huawei",
+            "S5735-L24T4X",
+            "2102352XBN10L9000311",
+            "V200R021C10SPC600",
+            dc.id,
+            &expired,
+        ),
+        (
+            "dc-rtr-1",
+            DeviceType::Router,
+            "Huawei",
+            "AR6120",
+            "2102313KTD10M3000087",
+            "V300R022C00SPC100",
+            dc.id,
+            &in_2y,
+        ),
+        (
+            "dc-ap-1",
+            DeviceType::AccessPoint,
+            "Huawei",
+            "AirEngine 5761-11",
+            "2102313YPS10M5000412",
+            "V200R022C00",
+            dc.id,
+            &in_2y,
+        ),
+        (
+            "dc-ups-1",
+            DeviceType::Ups,
+            "Huawei",
+            "UPS2000-A-3KTTL",
+            "2102312FBP10M7000058",
+            "V100R001C02",
+            dc.id,
+            &expired,
+        ),
     ];
     let mut ids = Vec::new();
     for (name, t, vendor, model, serial, fw, site, warranty) in devices {
@@ -162,7 +425,21 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
         ids.push(d.id);
     }
     let clinic_sw = store
-        .insert_device(&NewDevice { organization_id: other.id, site_id: Some(clinic.id), name: "cn-sw-1".into(), device_type: DeviceType::Switch, vendor: "Cisco".into(), model: "C9200L-24T".into(), serial: "JAE2419B99Z".into(), firmware_version: Some("17.6.5".into()), warranty_end: Some(in_2y.clone()) }.validate()?, start)
+        .insert_device(
+            &NewDevice {
+                organization_id: other.id,
+                site_id: Some(clinic.id),
+                name: "cn-sw-1".into(),
+                device_type: DeviceType::Switch,
+                vendor: "Cisco".into(),
+                model: "C9200L-24T".into(),
+                serial: "JAE2419B99Z".into(),
+                firmware_version: Some("17.6.5".into()),
+                warranty_end: Some(in_2y.clone()),
+            }
+            .validate()?,
+            start,
+        )
         .await?;
     let year_start = format!("{}-01-01", today.format("%Y"));
     let year_end = format!("{}-12-31", today.format("%Y"));
@@ -179,7 +456,21 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
             .await?;
     }
     store
-        .insert_contract(&NewContract { organization_id: other.id, number: "HH-7x8-001".into(), starts_on: year_start.clone(), ends_on: year_end.clone(), coverage: Coverage::H7x8, sla_policy: None, calendar: None, description: None, device_ids: vec![clinic_sw.id] }.validate()?, start)
+        .insert_contract(
+            &NewContract {
+                organization_id: other.id,
+                number: "HH-7x8-001".into(),
+                starts_on: year_start.clone(),
+                ends_on: year_end.clone(),
+                coverage: Coverage::H7x8,
+                sla_policy: None,
+                calendar: None,
+                description: None,
+                device_ids: vec![clinic_sw.id],
+            }
+            .validate()?,
+            start,
+        )
         .await?;
 
     let mut users = std::collections::HashMap::new();
@@ -201,16 +492,36 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
             .await?;
         users.insert(*username, u);
     }
-    for (username, name, org_id, mobile) in [("jana", "Jana Vogt", org.id, "+49 40 5550 1042"), ("hank", "Hank Harbor", other.id, "+49 421 5550 2042")] {
+    for (username, name, org_id, mobile) in [
+        ("jana", "Jana Vogt", org.id, "+49 40 5550 1042"),
+        ("hank", "Hank Harbor", other.id, "+49 421 5550 2042"),
+    ] {
         let u = store
-            .insert_user(&NewUser { username: username.into(), display_name: name.into(), email: Some(format!("{username}@customer.example")), mobile: Some(mobile.into()), role: Role::Customer, manager_level: None, organization_id: Some(org_id) }.validate()?, start)
+            .insert_user(
+                &NewUser {
+                    username: username.into(),
+                    display_name: name.into(),
+                    email: Some(format!("{username}@customer.example")),
+                    mobile: Some(mobile.into()),
+                    role: Role::Customer,
+                    manager_level: None,
+                    organization_id: Some(org_id),
+                }
+                .validate()?,
+                start,
+            )
             .await?;
         users.insert(username, u);
     }
     let p = |n: &str| users.get(n).map(principal);
-    let (Some(dana), Some(erik), Some(emma), Some(xavier), Some(jana), Some(hank)) =
-        (p("dana"), p("erik"), p("emma"), p("xavier"), p("jana"), p("hank"))
-    else {
+    let (Some(dana), Some(erik), Some(emma), Some(xavier), Some(jana), Some(hank)) = (
+        p("dana"),
+        p("erik"),
+        p("emma"),
+        p("xavier"),
+        p("jana"),
+        p("hank"),
+    ) else {
         return Ok(());
     };
 
@@ -223,95 +534,326 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
         email: Some("jana.vogt@nordwind.example".into()),
         contract: None,
     };
-    let new_case = |summary: &str, details: &str, priority: Priority, t: CaseType, device: Option<i64>| NewCase {
-        caller: caller("Jana Vogt"),
-        summary: summary.into(),
-        details: details.into(),
-        priority,
-        case_type: Some(t),
-        vendor: None,
-        channel: Some(Channel::Phone),
-        organization_id: Some(org.id),
-        device_id: device,
-        contract: None,
-        assignee_id: None,
+    let new_case =
+        |summary: &str, details: &str, priority: Priority, t: CaseType, device: Option<i64>| {
+            NewCase {
+                caller: caller("Jana Vogt"),
+                summary: summary.into(),
+                details: details.into(),
+                priority,
+                case_type: Some(t),
+                vendor: None,
+                channel: Some(Channel::Phone),
+                organization_id: Some(org.id),
+                device_id: device,
+                contract: None,
+                assignee_id: None,
+            }
+        };
+    let status = |s: Status, r: Option<&str>| StatusChange {
+        status: s,
+        reason: r.map(Into::into),
     };
-    let status = |s: Status, r: Option<&str>| StatusChange { status: s, reason: r.map(Into::into) };
     let at = |ago: Duration| clock.set(now - ago);
 
     // 1. Closed P2 with a field visit, a week ago.
     at(Duration::days(7));
-    let c = cases.open(&dana, &new_case("dist-sw-2 reboots every few hours", "Switch reloads with a crashinfo file; users on floor 3 lose connectivity.", Priority::P2, CaseType::HardwareFault, Some(ids[3]))).await?;
+    let c = cases
+        .open(
+            &dana,
+            &new_case(
+                "dist-sw-2 reboots every few hours",
+                "Switch reloads with a crashinfo file; users on floor 3 lose connectivity.",
+                Priority::P2,
+                CaseType::HardwareFault,
+                Some(ids[3]),
+            ),
+        )
+        .await?;
     at(Duration::days(7) - Duration::minutes(4));
-    cases.assign(&dana, &c.number, &Assignment { assignee_id: erik.user_id, reason: None }).await?;
+    cases
+        .assign(
+            &dana,
+            &c.number,
+            &Assignment {
+                assignee_id: erik.user_id,
+                reason: None,
+            },
+        )
+        .await?;
     at(Duration::days(7) - Duration::minutes(18));
-    cases.record_call(&erik, &c.number, &NewCall { direction: CallDirection::Outbound, party: "Jana Vogt".into(), phone: Some("+49 40 5550 1042".into()), duration_secs: Some(420), summary: "Collected crashinfo; power supply fan alarm in logs.".into(), visibility: Some(Visibility::Public) }).await?;
-    cases.set_status(&erik, &c.number, &status(Status::Responded, None)).await?;
+    cases
+        .record_call(
+            &erik,
+            &c.number,
+            &NewCall {
+                direction: CallDirection::Outbound,
+                party: "Jana Vogt".into(),
+                phone: Some("+49 40 5550 1042".into()),
+                duration_secs: Some(420),
+                summary: "Collected crashinfo; power supply fan alarm in logs.".into(),
+                visibility: Some(Visibility::Public),
+            },
+        )
+        .await?;
+    cases
+        .set_status(&erik, &c.number, &status(Status::Responded, None))
+        .await?;
     at(Duration::days(7) - Duration::hours(1));
-    cases.set_status(&erik, &c.number, &status(Status::Diagnosing, None)).await?;
+    cases
+        .set_status(&erik, &c.number, &status(Status::Diagnosing, None))
+        .await?;
     at(Duration::days(6));
-    cases.record_field_visit(&erik, &c.number, &NewFieldVisit { engineer: "Erik Engineer".into(), arrived_at: now - Duration::days(6) - Duration::hours(2), left_at: Some(now - Duration::days(6)), work_done: "Replaced PWR-C5-125WAC power supply; monitored for 1 h, no reloads.".into(), customer_signoff: Some("Paul Brandt".into()) }).await?;
-    cases.set_status(&erik, &c.number, &status(Status::Resolved, Some("Faulty power supply replaced on site."))).await?;
+    cases
+        .record_field_visit(
+            &erik,
+            &c.number,
+            &NewFieldVisit {
+                engineer: "Erik Engineer".into(),
+                arrived_at: now - Duration::days(6) - Duration::hours(2),
+                left_at: Some(now - Duration::days(6)),
+                work_done: "Replaced PWR-C5-125WAC power supply; monitored for 1 h, no reloads."
+                    .into(),
+                customer_signoff: Some("Paul Brandt".into()),
+            },
+        )
+        .await?;
+    cases
+        .set_status(
+            &erik,
+            &c.number,
+            &status(
+                Status::Resolved,
+                Some("Faulty power supply replaced on site."),
+            ),
+        )
+        .await?;
     at(Duration::days(5));
-    cases.set_status(&jana, &c.number, &status(Status::Closed, Some("Confirmed stable."))).await?;
+    cases
+        .set_status(
+            &jana,
+            &c.number,
+            &status(Status::Closed, Some("Confirmed stable.")),
+        )
+        .await?;
 
     // 2. Resolved P4 question.
     at(Duration::days(3));
-    let c = cases.open(&dana, &NewCase { channel: Some(Channel::Email), ..new_case("How to back up the C9300 configuration to TFTP?", "Customer wants a nightly backup procedure.", Priority::P4, CaseType::Question, Some(ids[0])) }).await?;
+    let c = cases
+        .open(
+            &dana,
+            &NewCase {
+                channel: Some(Channel::Email),
+                ..new_case(
+                    "How to back up the C9300 configuration to TFTP?",
+                    "Customer wants a nightly backup procedure.",
+                    Priority::P4,
+                    CaseType::Question,
+                    Some(ids[0]),
+                )
+            },
+        )
+        .await?;
     at(Duration::days(3) - Duration::minutes(30));
     cases.take_over(&emma, &c.number).await?;
-    cases.set_status(&emma, &c.number, &status(Status::Responded, None)).await?;
-    cases.add_note(&emma, &c.number, &NewNote { text: "Sent the archive/kron procedure; see KB draft.".into(), visibility: Some(Visibility::Public), corrects: None }).await?;
-    cases.set_status(&emma, &c.number, &status(Status::Resolved, Some("Procedure sent to the customer."))).await?;
+    cases
+        .set_status(&emma, &c.number, &status(Status::Responded, None))
+        .await?;
+    cases
+        .add_note(
+            &emma,
+            &c.number,
+            &NewNote {
+                text: "Sent the archive/kron procedure; see KB draft.".into(),
+                visibility: Some(Visibility::Public),
+                corrects: None,
+            },
+        )
+        .await?;
+    cases
+        .set_status(
+            &emma,
+            &c.number,
+            &status(Status::Resolved, Some("Procedure sent to the customer.")),
+        )
+        .await?;
 
     // 3. Waiting for parts, P2, on a Huawei switch.
     at(Duration::days(1));
-    let c = cases.open(&dana, &new_case("dc-sw-1 port group 0/0/1-8 down", "Eight ports of the first module show no link since the morning.", Priority::P2, CaseType::HardwareFault, Some(ids[6]))).await?;
+    let c = cases
+        .open(
+            &dana,
+            &new_case(
+                "dc-sw-1 port group 0/0/1-8 down",
+                "Eight ports of the first module show no link since the morning.",
+                Priority::P2,
+                CaseType::HardwareFault,
+                Some(ids[6]),
+            ),
+        )
+        .await?;
     at(Duration::days(1) - Duration::minutes(10));
-    cases.assign(&dana, &c.number, &Assignment { assignee_id: emma.user_id, reason: None }).await?;
+    cases
+        .assign(
+            &dana,
+            &c.number,
+            &Assignment {
+                assignee_id: emma.user_id,
+                reason: None,
+            },
+        )
+        .await?;
     at(Duration::days(1) - Duration::minutes(25));
-    cases.set_status(&emma, &c.number, &status(Status::Responded, None)).await?;
-    cases.set_status(&emma, &c.number, &status(Status::Diagnosing, None)).await?;
+    cases
+        .set_status(&emma, &c.number, &status(Status::Responded, None))
+        .await?;
+    cases
+        .set_status(&emma, &c.number, &status(Status::Diagnosing, None))
+        .await?;
     at(Duration::hours(20));
-    cases.add_note(&emma, &c.number, &NewNote { text: "PHY chip failure confirmed by vendor TAC; RMA requested.".into(), visibility: Some(Visibility::Internal), corrects: None }).await?;
-    cases.set_status(&emma, &c.number, &status(Status::WaitingParts, Some("Spare module ordered."))).await?;
+    cases
+        .add_note(
+            &emma,
+            &c.number,
+            &NewNote {
+                text: "PHY chip failure confirmed by vendor TAC; RMA requested.".into(),
+                visibility: Some(Visibility::Internal),
+                corrects: None,
+            },
+        )
+        .await?;
+    cases
+        .set_status(
+            &emma,
+            &c.number,
+            &status(Status::WaitingParts, Some("Spare module ordered.")),
+        )
+        .await?;
 
     // 4. P1 being diagnosed, opened two hours ago, escalated to the expert.
     at(Duration::hours(2));
-    let c = cases.open(&dana, &new_case("Core switch stack split: core-sw-1 unreachable", "Warehouse scanners offline; stack member 2 not responding, HSRP flapping.", Priority::P1, CaseType::HardwareFault, Some(ids[0]))).await?;
+    let c = cases
+        .open(
+            &dana,
+            &new_case(
+                "Core switch stack split: core-sw-1 unreachable",
+                "Warehouse scanners offline; stack member 2 not responding, HSRP flapping.",
+                Priority::P1,
+                CaseType::HardwareFault,
+                Some(ids[0]),
+            ),
+        )
+        .await?;
     at(Duration::hours(2) - Duration::minutes(3));
-    cases.assign(&dana, &c.number, &Assignment { assignee_id: erik.user_id, reason: None }).await?;
+    cases
+        .assign(
+            &dana,
+            &c.number,
+            &Assignment {
+                assignee_id: erik.user_id,
+                reason: None,
+            },
+        )
+        .await?;
     at(Duration::hours(2) - Duration::minutes(12));
-    cases.set_status(&erik, &c.number, &status(Status::Responded, Some("Called Jana Vogt, remote session agreed."))).await?;
-    cases.set_status(&erik, &c.number, &status(Status::Diagnosing, None)).await?;
+    cases
+        .set_status(
+            &erik,
+            &c.number,
+            &status(
+                Status::Responded,
+                Some("Called Jana Vogt, remote session agreed."),
+            ),
+        )
+        .await?;
+    cases
+        .set_status(&erik, &c.number, &status(Status::Diagnosing, None))
+        .await?;
     at(Duration::hours(1));
     cases.take_over(&xavier, &c.number).await?;
-    cases.add_note(&xavier, &c.number, &NewNote { text: "Stack cable between member 1 and 2 reports CRC errors; reseating planned.".into(), visibility: Some(Visibility::Internal), corrects: None }).await?;
+    cases
+        .add_note(
+            &xavier,
+            &c.number,
+            &NewNote {
+                text: "Stack cable between member 1 and 2 reports CRC errors; reseating planned."
+                    .into(),
+                visibility: Some(Visibility::Internal),
+                corrects: None,
+            },
+        )
+        .await?;
 
     // 5. P2 assigned 35 minutes ago, engineer has not responded yet.
     at(Duration::minutes(35));
-    let c = cases.open(&dana, &new_case("WAN link to Bremen degraded, 30% packet loss", "ISR4451 interface Gi0/0/1 shows input errors.", Priority::P2, CaseType::NetworkFault, Some(ids[4]))).await?;
+    let c = cases
+        .open(
+            &dana,
+            &new_case(
+                "WAN link to Bremen degraded, 30% packet loss",
+                "ISR4451 interface Gi0/0/1 shows input errors.",
+                Priority::P2,
+                CaseType::NetworkFault,
+                Some(ids[4]),
+            ),
+        )
+        .await?;
     at(Duration::minutes(33));
-    cases.assign(&dana, &c.number, &Assignment { assignee_id: erik.user_id, reason: Some("Core network specialist".into()) }).await?;
+    cases
+        .assign(
+            &dana,
+            &c.number,
+            &Assignment {
+                assignee_id: erik.user_id,
+                reason: Some("Core network specialist".into()),
+            },
+        )
+        .await?;
 
     // 6. New P3 from the customer portal, unassigned.
     at(Duration::minutes(12));
-    cases.open(&jana, &NewCase { channel: None, organization_id: None, ..new_case("Access point in hall B drops clients", "Handheld scanners lose Wi-Fi near dock 14.", Priority::P3, CaseType::NetworkFault, Some(ids[10])) }).await?;
+    cases
+        .open(
+            &jana,
+            &NewCase {
+                channel: None,
+                organization_id: None,
+                ..new_case(
+                    "Access point in hall B drops clients",
+                    "Handheld scanners lose Wi-Fi near dock 14.",
+                    Priority::P3,
+                    CaseType::NetworkFault,
+                    Some(ids[10]),
+                )
+            },
+        )
+        .await?;
 
     // 7. Another customer's case (never visible to Nordwind users).
     at(Duration::hours(5));
-    cases.open(&hank, &NewCase {
-        caller: Caller { name: "Hank Harbor".into(), company: Some("Harbor Health Clinics".into()), phone: None, email: None, contract: Some("HH-7x8-001".into()) },
-        summary: "cn-sw-1 fan alarm".into(),
-        details: "Fan tray 1 reports failure.".into(),
-        priority: Priority::P3,
-        case_type: Some(CaseType::HardwareFault),
-        vendor: None,
-        channel: None,
-        organization_id: None,
-        device_id: Some(clinic_sw.id),
-        contract: None,
-        assignee_id: None,
-    }).await?;
+    cases
+        .open(
+            &hank,
+            &NewCase {
+                caller: Caller {
+                    name: "Hank Harbor".into(),
+                    company: Some("Harbor Health Clinics".into()),
+                    phone: None,
+                    email: None,
+                    contract: Some("HH-7x8-001".into()),
+                },
+                summary: "cn-sw-1 fan alarm".into(),
+                details: "Fan tray 1 reports failure.".into(),
+                priority: Priority::P3,
+                case_type: Some(CaseType::HardwareFault),
+                vendor: None,
+                channel: None,
+                organization_id: None,
+                device_id: Some(clinic_sw.id),
+                contract: None,
+                assignee_id: None,
+            },
+        )
+        .await?;
     Ok(())
 }

@@ -88,9 +88,14 @@ impl NewSite {
         if let Some(tz) = &timezone {
             let plausible = tz == "UTC"
                 || (tz.contains('/')
-                    && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)));
+                    && tz
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)));
             if !plausible {
-                return Err(Error::invalid("timezone", format!("{tz:?} is not an IANA time zone name like Europe/Berlin")));
+                return Err(Error::invalid(
+                    "timezone",
+                    format!("{tz:?} is not an IANA time zone name like Europe/Berlin"),
+                ));
             }
         }
         Ok(NewSite {
@@ -420,22 +425,37 @@ impl NewUser {
         match (self.role, self.manager_level) {
             (Role::Manager, Some(1..=5)) => {}
             (Role::Manager, Some(n)) => {
-                return Err(Error::invalid("manager_level", format!("{n} is not a level 1..5")))
+                return Err(Error::invalid(
+                    "manager_level",
+                    format!("{n} is not a level 1..5"),
+                ))
             }
             (Role::Manager, None) => {
-                return Err(Error::invalid("manager_level", "a manager needs a level 1..5"))
+                return Err(Error::invalid(
+                    "manager_level",
+                    "a manager needs a level 1..5",
+                ))
             }
             (_, Some(_)) => {
-                return Err(Error::invalid("manager_level", "only managers have a level"))
+                return Err(Error::invalid(
+                    "manager_level",
+                    "only managers have a level",
+                ))
             }
             (_, None) => {}
         }
         match (self.role, self.organization_id) {
             (Role::Customer, None) => {
-                return Err(Error::invalid("organization_id", "a customer user belongs to one organization"))
+                return Err(Error::invalid(
+                    "organization_id",
+                    "a customer user belongs to one organization",
+                ))
             }
             (r, Some(_)) if r != Role::Customer => {
-                return Err(Error::invalid("organization_id", "only customer users belong to an organization"))
+                return Err(Error::invalid(
+                    "organization_id",
+                    "only customer users belong to an organization",
+                ))
             }
             _ => {}
         }
@@ -500,9 +520,17 @@ pub fn parse_ssh_key(line: &str) -> Result<ParsedSshKey> {
     let mut parts = line.split_whitespace();
     let kind = parts.next().ok_or_else(|| Error::invalid(F, "is empty"))?;
     if !SSH_KEY_TYPES.contains(&kind) {
-        return Err(Error::invalid(F, format!("key type {kind:?} is not one of {}", SSH_KEY_TYPES.join(", "))));
+        return Err(Error::invalid(
+            F,
+            format!(
+                "key type {kind:?} is not one of {}",
+                SSH_KEY_TYPES.join(", ")
+            ),
+        ));
     }
-    let b64 = parts.next().ok_or_else(|| Error::invalid(F, "has no key data after the type"))?;
+    let b64 = parts
+        .next()
+        .ok_or_else(|| Error::invalid(F, "has no key data after the type"))?;
     let blob = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|e| Error::invalid(F, format!("key data is not base64: {e}")))?;
@@ -567,41 +595,6 @@ pub struct Dossier {
     pub recent_cases: Vec<crate::cases::CaseView>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ssh_keys_are_parsed_and_fingerprinted() {
-        // ssh-keygen -t ed25519 output; fingerprint from ssh-keygen -lf.
-        let line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
-        let k = parse_ssh_key(line).map_err(|e| e.to_string());
-        let k = k.as_ref().map(|k| (k.comment.clone(), k.fingerprint.starts_with("SHA256:")));
-        assert_eq!(k, Ok((Some("alice@laptop".to_string()), true)));
-        assert!(parse_ssh_key("ssh-dss AAAA").is_err());
-        assert!(parse_ssh_key("ssh-ed25519 !!!").is_err());
-        assert!(parse_ssh_key("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl").is_err());
-    }
-
-    #[test]
-    fn users_need_consistent_role_fields() {
-        let base = NewUser {
-            username: "m1".into(),
-            display_name: "M".into(),
-            email: None,
-            mobile: None,
-            role: Role::Manager,
-            manager_level: Some(3),
-            organization_id: None,
-        };
-        assert!(base.validate().is_ok());
-        assert!(NewUser { manager_level: Some(6), ..base.clone() }.validate().is_err());
-        assert!(NewUser { manager_level: None, ..base.clone() }.validate().is_err());
-        assert!(NewUser { role: Role::Engineer, ..base.clone() }.validate().is_err());
-        assert!(NewUser { role: Role::Customer, manager_level: None, ..base.clone() }.validate().is_err());
-    }
-}
-
 /// Assemble the call-center dossier of one organisation.
 pub async fn dossier(
     cases: &crate::cases::Cases,
@@ -664,11 +657,75 @@ pub async fn dossier(
         projects,
         contracts: contracts
             .into_iter()
-            .map(|c| DossierContract { active: c.active_on(today), contract: c })
+            .map(|c| DossierContract {
+                active: c.active_on(today),
+                contract: c,
+            })
             .collect(),
         devices,
         engineers,
         open_cases: cases.search(who, &open).await?.items,
         recent_cases: cases.search(who, &recent).await?.items,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_keys_are_parsed_and_fingerprinted() {
+        // ssh-keygen -t ed25519 output; fingerprint from ssh-keygen -lf.
+        let line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
+        let k = parse_ssh_key(line).map_err(|e| e.to_string());
+        let k = k
+            .as_ref()
+            .map(|k| (k.comment.clone(), k.fingerprint.starts_with("SHA256:")));
+        assert_eq!(k, Ok((Some("alice@laptop".to_string()), true)));
+        assert!(parse_ssh_key("ssh-dss AAAA").is_err());
+        assert!(parse_ssh_key("ssh-ed25519 !!!").is_err());
+        assert!(parse_ssh_key(
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn users_need_consistent_role_fields() {
+        let base = NewUser {
+            username: "m1".into(),
+            display_name: "M".into(),
+            email: None,
+            mobile: None,
+            role: Role::Manager,
+            manager_level: Some(3),
+            organization_id: None,
+        };
+        assert!(base.validate().is_ok());
+        assert!(NewUser {
+            manager_level: Some(6),
+            ..base.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(NewUser {
+            manager_level: None,
+            ..base.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(NewUser {
+            role: Role::Engineer,
+            ..base.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(NewUser {
+            role: Role::Customer,
+            manager_level: None,
+            ..base.clone()
+        }
+        .validate()
+        .is_err());
+    }
 }

@@ -34,7 +34,9 @@ fn limit(field: &str, v: &str, max: usize) -> Result<()> {
             format!("is {n} characters long; the limit is {max}"),
         ));
     }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
         return Err(Error::invalid(field, "contains control characters"));
     }
     Ok(())
@@ -65,7 +67,10 @@ pub fn opt_email(field: &str, value: &Option<String>) -> Result<Option<String>> 
             None => false,
         };
         if !ok {
-            return Err(Error::invalid(field, format!("{e:?} is not an e-mail address")));
+            return Err(Error::invalid(
+                field,
+                format!("{e:?} is not an e-mail address"),
+            ));
         }
     }
     Ok(v)
@@ -81,7 +86,10 @@ pub fn opt_phone(field: &str, value: &Option<String>) -> Result<Option<String>> 
                 .enumerate()
                 .all(|(i, c)| c.is_ascii_digit() || " -()./".contains(c) || (c == '+' && i == 0));
         if !ok {
-            return Err(Error::invalid(field, format!("{p:?} is not a phone number")));
+            return Err(Error::invalid(
+                field,
+                format!("{p:?} is not a phone number"),
+            ));
         }
     }
     Ok(v)

@@ -24,14 +24,21 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let dir = exe
         .parent()
-        .and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) })
+        .and_then(|d| {
+            if d.ends_with("deps") {
+                d.parent()
+            } else {
+                Some(d)
+            }
+        })
         .map(Path::to_path_buf)
         .unwrap_or_default();
     dir.join(name)
 }
 
 pub fn pg_admin_url() -> String {
-    std::env::var("OUTPOST_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("OUTPOST_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A PostgreSQL database made for one test and dropped afterwards.
@@ -44,14 +51,26 @@ impl PgDatabase {
     pub async fn create() -> Result<PgDatabase> {
         use sqlx::Connection;
         let admin = pg_admin_url();
-        let name = format!("outpost_t_{}_{:08x}", std::process::id(), rand::random::<u32>());
+        let name = format!(
+            "outpost_t_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .with_context(|| format!("PostgreSQL at {admin} is needed for this test"))?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-        Ok(PgDatabase { url: format!("{base}/{name}"), name })
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin.clone());
+        Ok(PgDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        })
     }
 }
 
@@ -60,14 +79,17 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop from a separate thread with its own runtime: Drop cannot await.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     use sqlx::Connection;
                     if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut c)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut c)
+                                .await;
                     }
                 });
             }
@@ -98,14 +120,19 @@ impl Server {
             base: String::new(),
             admin_token: String::new(),
             backend,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()?,
             child: Command::new("true").spawn()?,
             dir,
             pg,
         };
         let boot = s.cli(&["admin", "bootstrap"])?;
         if !boot.status.success() {
-            bail!("bootstrap failed: {}", String::from_utf8_lossy(&boot.stderr));
+            bail!(
+                "bootstrap failed: {}",
+                String::from_utf8_lossy(&boot.stderr)
+            );
         }
         s.admin_token = String::from_utf8_lossy(&boot.stdout)
             .lines()
@@ -119,7 +146,10 @@ impl Server {
 
     /// The data flags every subcommand takes.
     pub fn data_args(&self) -> Vec<String> {
-        let mut a = vec!["--data-dir".to_string(), self.dir.path().join("data").display().to_string()];
+        let mut a = vec![
+            "--data-dir".to_string(),
+            self.dir.path().join("data").display().to_string(),
+        ];
         if let Some(pg) = &self.pg {
             a.extend(["--database-url".to_string(), pg.url.clone()]);
         }
@@ -137,7 +167,9 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context("cannot start outpost-server; was it built (cargo test --workspace builds it)?")
+            .context(
+                "cannot start outpost-server; was it built (cargo test --workspace builds it)?",
+            )
     }
 
     /// Run a CLI subcommand on this server's data.
@@ -152,7 +184,13 @@ impl Server {
     }
 
     /// A raw request; returns status and JSON body (Null if none or not JSON).
-    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<(&str, &str)>) -> Result<(StatusCode, Value)> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, &str)>,
+    ) -> Result<(StatusCode, Value)> {
         let mut rq = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             rq = rq.bearer_auth(t);
@@ -166,9 +204,21 @@ impl Server {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value)> {
         let b = body.map(|v| v.to_string());
-        self.raw(method, path, Some(token), b.as_deref().map(|b| ("application/json", b))).await
+        self.raw(
+            method,
+            path,
+            Some(token),
+            b.as_deref().map(|b| ("application/json", b)),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Result<(StatusCode, Value)> {
@@ -189,7 +239,13 @@ impl Server {
     }
 
     /// Create a user with a token. Returns (id, token).
-    pub async fn user(&self, username: &str, role: &str, level: Option<i64>, org: Option<i64>) -> Result<(i64, String)> {
+    pub async fn user(
+        &self,
+        username: &str,
+        role: &str,
+        level: Option<i64>,
+        org: Option<i64>,
+    ) -> Result<(i64, String)> {
         let u = self
             .post_ok(
                 "/api/v1/users",
@@ -203,7 +259,11 @@ impl Server {
             .await?;
         let id = u["id"].as_i64().context("user id")?;
         let t = self
-            .post_ok(&format!("/api/v1/users/{id}/tokens"), &self.admin_token, serde_json::json!({ "name": "test" }))
+            .post_ok(
+                &format!("/api/v1/users/{id}/tokens"),
+                &self.admin_token,
+                serde_json::json!({ "name": "test" }),
+            )
             .await?;
         Ok((id, t["token"].as_str().context("token")?.to_string()))
     }
@@ -226,7 +286,10 @@ fn wait_for_listen(log: &Path, child: &mut Child) -> Result<String> {
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(i) = text.find("listen=") {
-            let addr: String = text[i + 7..].chars().take_while(|c| !c.is_whitespace()).collect();
+            let addr: String = text[i + 7..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
             return Ok(format!("http://{addr}"));
         }
         if let Some(status) = child.try_wait()? {
@@ -292,7 +355,11 @@ impl World {
         let (_, rma) = s.user("rma1", "rma_admin", None, None).await?;
         let mut managers = Vec::new();
         for l in 1..=5 {
-            managers.push(s.user(&format!("mgr{l}"), "manager", Some(l), None).await?.1);
+            managers.push(
+                s.user(&format!("mgr{l}"), "manager", Some(l), None)
+                    .await?
+                    .1,
+            );
         }
         let (_, customer_a) = s.user("cust_a", "customer", None, Some(orgs[0])).await?;
         let (_, customer_b) = s.user("cust_b", "customer", None, Some(orgs[1])).await?;
@@ -316,11 +383,15 @@ impl World {
     /// Open a case for organisation A (or B) as the dispatcher; returns its number.
     pub async fn open_case(&self, s: &Server, org_b: bool, summary: &str) -> Result<String> {
         let v = s
-            .post_ok("/api/v1/cases", &self.dispatcher, serde_json::json!({
-                "caller": { "name": "Caller", "phone": "+49 40 1234567" },
-                "summary": summary, "details": "details", "priority": "P2",
-                "device_id": if org_b { self.device_b } else { self.device_a },
-            }))
+            .post_ok(
+                "/api/v1/cases",
+                &self.dispatcher,
+                serde_json::json!({
+                    "caller": { "name": "Caller", "phone": "+49 40 1234567" },
+                    "summary": summary, "details": "details", "priority": "P2",
+                    "device_id": if org_b { self.device_b } else { self.device_a },
+                }),
+            )
             .await?;
         Ok(v["number"].as_str().context("number")?.to_string())
     }

@@ -11,15 +11,23 @@ async fn sql(s: &Server, stmt: &str) -> Result<u64, String> {
     use sqlx::Connection;
     let r = match &s.pg {
         Some(pg) => {
-            let mut c = sqlx::PgConnection::connect(&pg.url).await.map_err(|e| e.to_string())?;
-            sqlx::query(stmt).execute(&mut c).await.map(|r| r.rows_affected())
+            let mut c = sqlx::PgConnection::connect(&pg.url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query(stmt)
+                .execute(&mut c)
+                .await
+                .map(|r| r.rows_affected())
         }
         None => {
             let path = s.dir.path().join("data").join("outpost.db");
             let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
                 .await
                 .map_err(|e| e.to_string())?;
-            sqlx::query(stmt).execute(&mut c).await.map(|r| r.rows_affected())
+            sqlx::query(stmt)
+                .execute(&mut c)
+                .await
+                .map(|r| r.rows_affected())
         }
     };
     r.map_err(|e| e.to_string())
@@ -32,11 +40,20 @@ async fn append_only_and_tamper_evident(backend: Backend) -> Result<()> {
     let second = w.open_case(&s, false, "second").await?;
     for n in [&first, &second] {
         for t in ["checked logs", "replaced cable"] {
-            s.post_ok(&format!("/api/v1/cases/{n}/notes"), &w.engineer.1, json!({ "text": t })).await?;
+            s.post_ok(
+                &format!("/api/v1/cases/{n}/notes"),
+                &w.engineer.1,
+                json!({ "text": t }),
+            )
+            .await?;
         }
     }
     let ok = s.cli(&["admin", "verify"])?;
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("verified 2 cases"));
 
     // The database itself refuses changes to history.
@@ -51,7 +68,10 @@ async fn append_only_and_tamper_evident(backend: Backend) -> Result<()> {
         assert!(err.contains("append-only") || err.contains("never deleted"), "{stmt}: {err}");
     }
     if backend == Backend::Postgres {
-        let err = sql(&s, "TRUNCATE activities CASCADE").await.err().context("TRUNCATE must fail")?;
+        let err = sql(&s, "TRUNCATE activities CASCADE")
+            .await
+            .err()
+            .context("TRUNCATE must fail")?;
         assert!(err.contains("append-only"), "{err}");
     }
     let ok = s.cli(&["admin", "verify"])?;
@@ -60,7 +80,10 @@ async fn append_only_and_tamper_evident(backend: Backend) -> Result<()> {
     // Remove the protection, alter one entry of the first case and remove
     // the last entry of the second: verify names both.
     let drops: &[&str] = match backend {
-        Backend::Sqlite => &["DROP TRIGGER activities_no_update", "DROP TRIGGER activities_no_delete"],
+        Backend::Sqlite => &[
+            "DROP TRIGGER activities_no_update",
+            "DROP TRIGGER activities_no_delete",
+        ],
         Backend::Postgres => &["DROP TRIGGER activities_no_update_delete ON activities"],
     };
     for d in drops {
@@ -77,8 +100,14 @@ async fn append_only_and_tamper_evident(backend: Backend) -> Result<()> {
     let bad = s.cli(&["admin", "verify"])?;
     let out = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "verify must fail: {out}");
-    assert!(out.contains(&format!("case {first} entry #2")), "names the altered entry: {out}");
-    assert!(out.contains(&format!("case {second}")), "names the truncated case: {out}");
+    assert!(
+        out.contains(&format!("case {first} entry #2")),
+        "names the altered entry: {out}"
+    );
+    assert!(
+        out.contains(&format!("case {second}")),
+        "names the truncated case: {out}"
+    );
     assert!(out.contains("2 case(s)"), "{out}");
     Ok(())
 }
@@ -98,15 +127,36 @@ async fn corrections_are_new_entries() -> Result<()> {
     let s = Server::start(Backend::Sqlite).await?;
     let w = World::build(&s).await?;
     let n = w.open_case(&s, false, "typo").await?;
-    s.post_ok(&format!("/api/v1/cases/{n}/notes"), &w.engineer.1, json!({ "text": "reboot fixed it" })).await?;
-    s.post_ok(&format!("/api/v1/cases/{n}/notes"), &w.engineer.1, json!({ "text": "correction: a power cycle fixed it", "corrects": 2 })).await?;
-    let (_, h) = s.get(&format!("/api/v1/cases/{n}/activities"), &w.engineer.1).await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{n}/notes"),
+        &w.engineer.1,
+        json!({ "text": "reboot fixed it" }),
+    )
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{n}/notes"),
+        &w.engineer.1,
+        json!({ "text": "correction: a power cycle fixed it", "corrects": 2 }),
+    )
+    .await?;
+    let (_, h) = s
+        .get(&format!("/api/v1/cases/{n}/activities"), &w.engineer.1)
+        .await?;
     let entries = h.as_array().cloned().unwrap_or_default();
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[1]["text"], "reboot fixed it", "the original stays");
     assert_eq!(entries[2]["corrects"], 2);
-    assert_eq!(entries[2]["prev_hash"], entries[1]["hash"], "entries are chained");
-    let (st, v) = s.post(&format!("/api/v1/cases/{n}/notes"), &w.engineer.1, json!({ "text": "x", "corrects": 99 })).await?;
+    assert_eq!(
+        entries[2]["prev_hash"], entries[1]["hash"],
+        "entries are chained"
+    );
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/cases/{n}/notes"),
+            &w.engineer.1,
+            json!({ "text": "x", "corrects": 99 }),
+        )
+        .await?;
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["field"], "corrects");
     Ok(())

@@ -8,8 +8,16 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 
 const STATUSES: [&str; 10] = [
-    "new", "assigned", "responded", "diagnosing", "waiting_customer", "waiting_vendor",
-    "waiting_parts", "resolved", "closed", "reopened",
+    "new",
+    "assigned",
+    "responded",
+    "diagnosing",
+    "waiting_customer",
+    "waiting_vendor",
+    "waiting_parts",
+    "resolved",
+    "closed",
+    "reopened",
 ];
 
 /// The status machine as SPEC.md and the case workflow describe it, written
@@ -48,21 +56,45 @@ fn path_to(target: &str) -> Vec<&'static str> {
     }
 }
 
-async fn set_status(s: &Server, token: &str, number: &str, to: &str) -> Result<(reqwest::StatusCode, Value)> {
-    s.post(&format!("/api/v1/cases/{number}/status"), token, json!({ "status": to, "reason": "test" })).await
+async fn set_status(
+    s: &Server,
+    token: &str,
+    number: &str,
+    to: &str,
+) -> Result<(reqwest::StatusCode, Value)> {
+    s.post(
+        &format!("/api/v1/cases/{number}/status"),
+        token,
+        json!({ "status": to, "reason": "test" }),
+    )
+    .await
 }
 
 async fn drive(s: &Server, w: &World, number: &str, target: &str) -> Result<()> {
     for step in path_to(target) {
         if step == "assign" {
-            s.post_ok(&format!("/api/v1/cases/{number}/assign"), &w.dispatcher, json!({ "assignee_id": w.engineer.0 })).await?;
+            s.post_ok(
+                &format!("/api/v1/cases/{number}/assign"),
+                &w.dispatcher,
+                json!({ "assignee_id": w.engineer.0 }),
+            )
+            .await?;
         } else {
             let (st, v) = set_status(s, &w.engineer.1, number, step).await?;
-            anyhow::ensure!(st.is_success(), "driving {number} to {target}: {step} -> {st} {v}");
+            anyhow::ensure!(
+                st.is_success(),
+                "driving {number} to {target}: {step} -> {st} {v}"
+            );
         }
     }
-    let (_, v) = s.get(&format!("/api/v1/cases/{number}"), &w.engineer.1).await?;
-    anyhow::ensure!(v["status"] == target, "expected {target}, got {}", v["status"]);
+    let (_, v) = s
+        .get(&format!("/api/v1/cases/{number}"), &w.engineer.1)
+        .await?;
+    anyhow::ensure!(
+        v["status"] == target,
+        "expected {target}, got {}",
+        v["status"]
+    );
     Ok(())
 }
 
@@ -82,8 +114,13 @@ async fn every_transition(backend: Backend) -> Result<()> {
                 assert_eq!(st, 409, "{from} -> {to} should be refused: {v}");
                 assert_eq!(v["code"], "illegal_transition", "{v}");
                 let msg = v["message"].as_str().unwrap_or_default();
-                assert!(msg.contains(from) && msg.contains(to), "message names both states: {msg}");
-                let (_, now) = s.get(&format!("/api/v1/cases/{number}"), &w.engineer.1).await?;
+                assert!(
+                    msg.contains(from) && msg.contains(to),
+                    "message names both states: {msg}"
+                );
+                let (_, now) = s
+                    .get(&format!("/api/v1/cases/{number}"), &w.engineer.1)
+                    .await?;
                 assert_eq!(now["status"], from, "a refused move changes nothing");
             }
             checked += 1;
@@ -91,7 +128,11 @@ async fn every_transition(backend: Backend) -> Result<()> {
     }
     assert_eq!(checked, 100);
     let out = s.cli(&["admin", "verify"])?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     Ok(())
 }
 
@@ -113,7 +154,11 @@ async fn assignment_from_every_state() -> Result<()> {
         let number = w.open_case(&s, false, from).await?;
         drive(&s, &w, &number, from).await?;
         let (st, v) = s
-            .post(&format!("/api/v1/cases/{number}/assign"), &w.dispatcher, json!({ "assignee_id": w.engineer2.0 }))
+            .post(
+                &format!("/api/v1/cases/{number}/assign"),
+                &w.dispatcher,
+                json!({ "assignee_id": w.engineer2.0 }),
+            )
             .await?;
         match from {
             "resolved" | "closed" => assert_eq!(st, 409, "{from}: {v}"),
@@ -132,15 +177,31 @@ async fn assignment_from_every_state() -> Result<()> {
     // Take-over by any engineer, recorded with who had it before.
     let number = w.open_case(&s, false, "take over").await?;
     drive(&s, &w, &number, "diagnosing").await?;
-    let v = s.post_ok(&format!("/api/v1/cases/{number}/take-over"), &w.expert.1, json!({})).await?;
+    let v = s
+        .post_ok(
+            &format!("/api/v1/cases/{number}/take-over"),
+            &w.expert.1,
+            json!({}),
+        )
+        .await?;
     assert_eq!(v["assignee"]["id"], w.expert.0);
-    let (_, h) = s.get(&format!("/api/v1/cases/{number}/activities"), &w.expert.1).await?;
-    let last = h.as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
+    let (_, h) = s
+        .get(&format!("/api/v1/cases/{number}/activities"), &w.expert.1)
+        .await?;
+    let last = h
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(last["kind"], "taken_over");
     assert_eq!(last["from"]["id"], w.engineer.0);
     // Assigning someone who is not an engineer is refused, naming the field.
     let (st, v) = s
-        .post(&format!("/api/v1/cases/{number}/assign"), &w.dispatcher, json!({ "assignee_id": 1 }))
+        .post(
+            &format!("/api/v1/cases/{number}/assign"),
+            &w.dispatcher,
+            json!({ "assignee_id": 1 }),
+        )
         .await?;
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["field"], "assignee_id");
@@ -153,16 +214,26 @@ async fn concurrent_creation(backend: Backend) -> Result<()> {
     let mut tasks = Vec::new();
     for i in 0..500 {
         let (s, w) = (s.clone(), w.clone());
-        tasks.push(tokio::spawn(async move { w.open_case(&s, i % 2 == 1, &format!("concurrent {i}")).await }));
+        tasks.push(tokio::spawn(async move {
+            w.open_case(&s, i % 2 == 1, &format!("concurrent {i}"))
+                .await
+        }));
     }
     let mut numbers = HashSet::new();
     for t in tasks {
         numbers.insert(t.await??);
     }
-    assert_eq!(numbers.len(), 500, "500 creations must give 500 distinct numbers");
+    assert_eq!(
+        numbers.len(),
+        500,
+        "500 creations must give 500 distinct numbers"
+    );
     for n in &numbers {
         let parts: Vec<&str> = n.split('-').collect();
-        assert!(parts.len() == 3 && parts[0] == "C" && parts[2].len() == 6, "human-friendly number: {n}");
+        assert!(
+            parts.len() == 3 && parts[0] == "C" && parts[2].len() == 6,
+            "human-friendly number: {n}"
+        );
     }
     // 50 concurrent notes on one case: none lost, history contiguous.
     let number = w.open_case(&s, false, "busy case").await?;
@@ -170,17 +241,31 @@ async fn concurrent_creation(backend: Backend) -> Result<()> {
     for i in 0..50 {
         let (s, w, number) = (s.clone(), w.clone(), number.clone());
         tasks.push(tokio::spawn(async move {
-            s.post_ok(&format!("/api/v1/cases/{number}/notes"), &w.engineer.1, json!({ "text": format!("note {i}") })).await
+            s.post_ok(
+                &format!("/api/v1/cases/{number}/notes"),
+                &w.engineer.1,
+                json!({ "text": format!("note {i}") }),
+            )
+            .await
         }));
     }
     for t in tasks {
         t.await??;
     }
-    let (_, h) = s.get(&format!("/api/v1/cases/{number}/activities"), &w.engineer.1).await?;
-    let seqs: Vec<i64> = h.as_array().map(|a| a.iter().filter_map(|e| e["seq"].as_i64()).collect()).unwrap_or_default();
+    let (_, h) = s
+        .get(&format!("/api/v1/cases/{number}/activities"), &w.engineer.1)
+        .await?;
+    let seqs: Vec<i64> = h
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["seq"].as_i64()).collect())
+        .unwrap_or_default();
     assert_eq!(seqs, (1..=51).collect::<Vec<_>>());
     let out = s.cli(&["admin", "verify"])?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     Ok(())
 }
 
@@ -200,7 +285,10 @@ async fn search_and_pagination(backend: Backend) -> Result<()> {
     let before = chrono::Utc::now();
     let mut mine = Vec::new();
     for i in 0..25 {
-        mine.push(w.open_case(&s, i % 5 == 0, &format!("Search item {i} fan failure")).await?);
+        mine.push(
+            w.open_case(&s, i % 5 == 0, &format!("Search item {i} fan failure"))
+                .await?,
+        );
     }
     // Stable pagination: pages of 10 cover everything once, newest first.
     let mut seen = Vec::new();
@@ -222,37 +310,103 @@ async fn search_and_pagination(backend: Backend) -> Result<()> {
     }
     let mut expected = mine.clone();
     expected.reverse();
-    assert_eq!(seen, expected, "pages are newest first, without gaps or repeats");
+    assert_eq!(
+        seen, expected,
+        "pages are newest first, without gaps or repeats"
+    );
 
     // Vendor (manufacturer), text, type, status, customer, device.
-    let (_, v) = s.get("/api/v1/cases?vendor=huawei&limit=200", &w.dispatcher).await?;
+    let (_, v) = s
+        .get("/api/v1/cases?vendor=huawei&limit=200", &w.dispatcher)
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(5));
-    let (_, v) = s.get("/api/v1/cases?q=item%2013&limit=200", &w.dispatcher).await?;
+    let (_, v) = s
+        .get("/api/v1/cases?q=item%2013&limit=200", &w.dispatcher)
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
-    let (_, v) = s.get(&format!("/api/v1/cases?organization_id={}&status=new&limit=200", w.org_b), &w.dispatcher).await?;
+    let (_, v) = s
+        .get(
+            &format!(
+                "/api/v1/cases?organization_id={}&status=new&limit=200",
+                w.org_b
+            ),
+            &w.dispatcher,
+        )
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(5));
-    let (_, v) = s.get(&format!("/api/v1/cases?device_id={}&limit=200", w.device_a), &w.dispatcher).await?;
+    let (_, v) = s
+        .get(
+            &format!("/api/v1/cases?device_id={}&limit=200", w.device_a),
+            &w.dispatcher,
+        )
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(20));
-    s.post_ok(&format!("/api/v1/cases/{}/classification", mine[1]), &w.engineer.1, json!({ "case_type": "software_fault" })).await?;
-    let (_, v) = s.get("/api/v1/cases?case_type=software_fault", &w.dispatcher).await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{}/classification", mine[1]),
+        &w.engineer.1,
+        json!({ "case_type": "software_fault" }),
+    )
+    .await?;
+    let (_, v) = s
+        .get("/api/v1/cases?case_type=software_fault", &w.dispatcher)
+        .await?;
     assert_eq!(v["items"][0]["number"], mine[1].as_str());
 
     // Time ranges: created, and closed.
     let after = chrono::Utc::now();
-    let enc = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).replace('+', "%2B");
-    let (_, v) = s.get(&format!("/api/v1/cases?created_from={}&created_to={}&limit=200", enc(before), enc(after)), &w.dispatcher).await?;
+    let enc = |t: chrono::DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            .replace('+', "%2B")
+    };
+    let (_, v) = s
+        .get(
+            &format!(
+                "/api/v1/cases?created_from={}&created_to={}&limit=200",
+                enc(before),
+                enc(after)
+            ),
+            &w.dispatcher,
+        )
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(25));
-    let (_, v) = s.get(&format!("/api/v1/cases?created_from={}", enc(after)), &w.dispatcher).await?;
+    let (_, v) = s
+        .get(
+            &format!("/api/v1/cases?created_from={}", enc(after)),
+            &w.dispatcher,
+        )
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(0));
     for n in &mine[..3] {
-        s.post_ok(&format!("/api/v1/cases/{n}/status"), &w.engineer.1, json!({ "status": "resolved", "reason": "fixed" })).await?;
-        s.post_ok(&format!("/api/v1/cases/{n}/status"), &w.engineer.1, json!({ "status": "closed" })).await?;
+        s.post_ok(
+            &format!("/api/v1/cases/{n}/status"),
+            &w.engineer.1,
+            json!({ "status": "resolved", "reason": "fixed" }),
+        )
+        .await?;
+        s.post_ok(
+            &format!("/api/v1/cases/{n}/status"),
+            &w.engineer.1,
+            json!({ "status": "closed" }),
+        )
+        .await?;
     }
-    let (_, v) = s.get(&format!("/api/v1/cases?closed_from={}", enc(after)), &w.dispatcher).await?;
+    let (_, v) = s
+        .get(
+            &format!("/api/v1/cases?closed_from={}", enc(after)),
+            &w.dispatcher,
+        )
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(3));
-    let (_, v) = s.get(&format!("/api/v1/cases?closed_to={}", enc(after)), &w.dispatcher).await?;
+    let (_, v) = s
+        .get(
+            &format!("/api/v1/cases?closed_to={}", enc(after)),
+            &w.dispatcher,
+        )
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(0));
-    let (_, v) = s.get("/api/v1/cases?open=true&limit=200", &w.dispatcher).await?;
+    let (_, v) = s
+        .get("/api/v1/cases?open=true&limit=200", &w.dispatcher)
+        .await?;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(22));
     Ok(())
 }

@@ -7,7 +7,15 @@ use outpost_tests::{Backend, Server, World};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const ROLES: [&str; 7] = ["admin", "dispatcher", "engineer", "expert", "rma_admin", "manager", "customer"];
+const ROLES: [&str; 7] = [
+    "admin",
+    "dispatcher",
+    "engineer",
+    "expert",
+    "rma_admin",
+    "manager",
+    "customer",
+];
 
 fn token<'a>(w: &'a World, role: &str) -> &'a str {
     match role {
@@ -33,23 +41,55 @@ struct Op {
 }
 
 const ALL: &[&str] = &ROLES;
-const STAFF: &[&str] = &["admin", "dispatcher", "engineer", "expert", "rma_admin", "manager"];
+const STAFF: &[&str] = &[
+    "admin",
+    "dispatcher",
+    "engineer",
+    "expert",
+    "rma_admin",
+    "manager",
+];
 const DIRECTORY_WRITERS: &[&str] = &["admin", "dispatcher"];
 const CASE_WORKERS: &[&str] = &["admin", "dispatcher", "engineer", "expert", "manager"];
 
 fn ops() -> Vec<Op> {
     vec![
-        Op { name: "list cases", method: Method::GET, path: |_, _| "/api/v1/cases".into(), body: |_, _| None, allowed: ALL, needs_case: false },
+        Op {
+            name: "list cases",
+            method: Method::GET,
+            path: |_, _| "/api/v1/cases".into(),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
         Op {
             name: "open case",
             method: Method::POST,
             path: |_, _| "/api/v1/cases".into(),
-            body: |w, _| Some(json!({ "caller": { "name": "X" }, "summary": "rbac", "priority": "P3", "device_id": w.device_a })),
+            body: |w, _| {
+                Some(
+                    json!({ "caller": { "name": "X" }, "summary": "rbac", "priority": "P3", "device_id": w.device_a }),
+                )
+            },
             allowed: ALL,
             needs_case: false,
         },
-        Op { name: "read case", method: Method::GET, path: |_, n| format!("/api/v1/cases/{n}"), body: |_, _| None, allowed: ALL, needs_case: true },
-        Op { name: "read history", method: Method::GET, path: |_, n| format!("/api/v1/cases/{n}/activities"), body: |_, _| None, allowed: ALL, needs_case: true },
+        Op {
+            name: "read case",
+            method: Method::GET,
+            path: |_, n| format!("/api/v1/cases/{n}"),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: true,
+        },
+        Op {
+            name: "read history",
+            method: Method::GET,
+            path: |_, n| format!("/api/v1/cases/{n}/activities"),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: true,
+        },
         Op {
             name: "public note",
             method: Method::POST,
@@ -70,7 +110,11 @@ fn ops() -> Vec<Op> {
             name: "record call",
             method: Method::POST,
             path: |_, n| format!("/api/v1/cases/{n}/calls"),
-            body: |_, _| Some(json!({ "direction": "outbound", "party": "Customer", "summary": "called back" })),
+            body: |_, _| {
+                Some(
+                    json!({ "direction": "outbound", "party": "Customer", "summary": "called back" }),
+                )
+            },
             allowed: STAFF,
             needs_case: true,
         },
@@ -78,7 +122,11 @@ fn ops() -> Vec<Op> {
             name: "field visit",
             method: Method::POST,
             path: |_, n| format!("/api/v1/cases/{n}/field-visits"),
-            body: |_, _| Some(json!({ "engineer": "E", "arrived_at": "2026-01-01T10:00:00Z", "work_done": "swapped PSU" })),
+            body: |_, _| {
+                Some(
+                    json!({ "engineer": "E", "arrived_at": "2026-01-01T10:00:00Z", "work_done": "swapped PSU" }),
+                )
+            },
             allowed: &["admin", "dispatcher", "engineer", "expert"],
             needs_case: true,
         },
@@ -126,7 +174,9 @@ fn ops() -> Vec<Op> {
             name: "create organization",
             method: Method::POST,
             path: |_, _| "/api/v1/organizations".into(),
-            body: |_, u| Some(json!({ "customer_code": format!("C{u}"), "name": format!("Org {u}") })),
+            body: |_, u| {
+                Some(json!({ "customer_code": format!("C{u}"), "name": format!("Org {u}") }))
+            },
             allowed: DIRECTORY_WRITERS,
             needs_case: false,
         },
@@ -142,7 +192,9 @@ fn ops() -> Vec<Op> {
             name: "create project",
             method: Method::POST,
             path: |_, _| "/api/v1/projects".into(),
-            body: |w, u| Some(json!({ "organization_id": w.org_a, "name": format!("Project {u}") })),
+            body: |w, u| {
+                Some(json!({ "organization_id": w.org_a, "name": format!("Project {u}") }))
+            },
             allowed: DIRECTORY_WRITERS,
             needs_case: false,
         },
@@ -150,7 +202,11 @@ fn ops() -> Vec<Op> {
             name: "create device",
             method: Method::POST,
             path: |_, _| "/api/v1/devices".into(),
-            body: |w, u| Some(json!({ "organization_id": w.org_a, "name": format!("dev-{u}"), "device_type": "router", "vendor": "Cisco", "model": "ISR", "serial": format!("S{u}") })),
+            body: |w, u| {
+                Some(
+                    json!({ "organization_id": w.org_a, "name": format!("dev-{u}"), "device_type": "router", "vendor": "Cisco", "model": "ISR", "serial": format!("S{u}") }),
+                )
+            },
             allowed: DIRECTORY_WRITERS,
             needs_case: false,
         },
@@ -158,28 +214,106 @@ fn ops() -> Vec<Op> {
             name: "create contract",
             method: Method::POST,
             path: |_, _| "/api/v1/contracts".into(),
-            body: |w, u| Some(json!({ "organization_id": w.org_a, "number": format!("K{u}"), "starts_on": "2026-01-01", "ends_on": "2026-12-31", "coverage": "5x8" })),
+            body: |w, u| {
+                Some(
+                    json!({ "organization_id": w.org_a, "number": format!("K{u}"), "starts_on": "2026-01-01", "ends_on": "2026-12-31", "coverage": "5x8" }),
+                )
+            },
             allowed: DIRECTORY_WRITERS,
             needs_case: false,
         },
-        Op { name: "list organizations", method: Method::GET, path: |_, _| "/api/v1/organizations".into(), body: |_, _| None, allowed: ALL, needs_case: false },
-        Op { name: "dossier", method: Method::GET, path: |w, _| format!("/api/v1/organizations/{}", w.org_a), body: |_, _| None, allowed: ALL, needs_case: false },
-        Op { name: "lookup", method: Method::GET, path: |_, _| "/api/v1/lookup?q=A100".into(), body: |_, _| None, allowed: STAFF, needs_case: false },
-        Op { name: "list sites", method: Method::GET, path: |_, _| "/api/v1/sites".into(), body: |_, _| None, allowed: ALL, needs_case: false },
-        Op { name: "list projects", method: Method::GET, path: |_, _| "/api/v1/projects".into(), body: |_, _| None, allowed: ALL, needs_case: false },
-        Op { name: "list contracts", method: Method::GET, path: |_, _| "/api/v1/contracts".into(), body: |_, _| None, allowed: ALL, needs_case: false },
-        Op { name: "list devices", method: Method::GET, path: |_, _| "/api/v1/devices".into(), body: |_, _| None, allowed: ALL, needs_case: false },
-        Op { name: "get device", method: Method::GET, path: |w, _| format!("/api/v1/devices/{}", w.device_a), body: |_, _| None, allowed: ALL, needs_case: false },
-        Op { name: "me", method: Method::GET, path: |_, _| "/api/v1/me".into(), body: |_, _| None, allowed: ALL, needs_case: false },
+        Op {
+            name: "list organizations",
+            method: Method::GET,
+            path: |_, _| "/api/v1/organizations".into(),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
+        Op {
+            name: "dossier",
+            method: Method::GET,
+            path: |w, _| format!("/api/v1/organizations/{}", w.org_a),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
+        Op {
+            name: "lookup",
+            method: Method::GET,
+            path: |_, _| "/api/v1/lookup?q=A100".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            name: "list sites",
+            method: Method::GET,
+            path: |_, _| "/api/v1/sites".into(),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
+        Op {
+            name: "list projects",
+            method: Method::GET,
+            path: |_, _| "/api/v1/projects".into(),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
+        Op {
+            name: "list contracts",
+            method: Method::GET,
+            path: |_, _| "/api/v1/contracts".into(),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
+        Op {
+            name: "list devices",
+            method: Method::GET,
+            path: |_, _| "/api/v1/devices".into(),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
+        Op {
+            name: "get device",
+            method: Method::GET,
+            path: |w, _| format!("/api/v1/devices/{}", w.device_a),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
+        Op {
+            name: "me",
+            method: Method::GET,
+            path: |_, _| "/api/v1/me".into(),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
         Op {
             name: "create user",
             method: Method::POST,
             path: |_, _| "/api/v1/users".into(),
-            body: |_, u| Some(json!({ "username": format!("u{u}"), "display_name": "U", "role": "engineer" })),
+            body: |_, u| {
+                Some(
+                    json!({ "username": format!("u{u}"), "display_name": "U", "role": "engineer" }),
+                )
+            },
             allowed: &["admin"],
             needs_case: false,
         },
-        Op { name: "list users", method: Method::GET, path: |_, _| "/api/v1/users".into(), body: |_, _| None, allowed: STAFF, needs_case: false },
+        Op {
+            name: "list users",
+            method: Method::GET,
+            path: |_, _| "/api/v1/users".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
         Op {
             name: "token for another user",
             method: Method::POST,
@@ -192,7 +326,11 @@ fn ops() -> Vec<Op> {
             name: "ssh key for another user",
             method: Method::POST,
             path: |w, _| format!("/api/v1/users/{}/ssh-keys", w.engineer2.0),
-            body: |_, _| Some(json!({ "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" })),
+            body: |_, _| {
+                Some(
+                    json!({ "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl" }),
+                )
+            },
             allowed: &["admin"],
             needs_case: false,
         },
@@ -209,31 +347,79 @@ async fn every_role_against_every_endpoint() -> Result<()> {
         for role in ROLES {
             n += 1;
             let unique = format!("{n}");
-            let number = if op.needs_case { w.open_case(&s, false, op.name).await? } else { String::new() };
+            let number = if op.needs_case {
+                w.open_case(&s, false, op.name).await?
+            } else {
+                String::new()
+            };
             let path = (op.path)(&w, &number);
-            let (st, v) = s.call(op.method.clone(), &path, token(&w, role), (op.body)(&w, &unique)).await?;
+            let (st, v) = s
+                .call(
+                    op.method.clone(),
+                    &path,
+                    token(&w, role),
+                    (op.body)(&w, &unique),
+                )
+                .await?;
             let allowed = op.allowed.contains(&role);
-            let ok = if allowed { st.is_success() } else { st == StatusCode::FORBIDDEN };
+            let ok = if allowed {
+                st.is_success()
+            } else {
+                st == StatusCode::FORBIDDEN
+            };
             if !ok {
-                failures.push(format!("{role:>10} {:<24} {} {path} -> {st} {v}", op.name, op.method));
+                failures.push(format!(
+                    "{role:>10} {:<24} {} {path} -> {st} {v}",
+                    op.name, op.method
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "matrix violations:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "matrix violations:\n{}",
+        failures.join("\n")
+    );
     // Own tokens and keys: everybody may manage their own.
     let (st, v) = s.get("/api/v1/me", &w.engineer.1).await?;
     assert_eq!(st, 200);
     let me = v["id"].as_i64().context("id")?;
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g eng@laptop";
-    let k = s.post_ok(&format!("/api/v1/users/{me}/ssh-keys"), &w.engineer.1, json!({ "public_key": key })).await?;
-    assert!(k["fingerprint"].as_str().unwrap_or_default().starts_with("SHA256:"));
-    let t = s.post_ok(&format!("/api/v1/users/{me}/tokens"), &w.engineer.1, json!({ "name": "laptop" })).await?;
+    let k = s
+        .post_ok(
+            &format!("/api/v1/users/{me}/ssh-keys"),
+            &w.engineer.1,
+            json!({ "public_key": key }),
+        )
+        .await?;
+    assert!(k["fingerprint"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("SHA256:"));
+    let t = s
+        .post_ok(
+            &format!("/api/v1/users/{me}/tokens"),
+            &w.engineer.1,
+            json!({ "name": "laptop" }),
+        )
+        .await?;
     let new_token = t["token"].as_str().context("token")?;
     assert_eq!(s.get("/api/v1/me", new_token).await?.0, 200);
     let tid = t["id"].as_i64().context("token id")?;
-    let (st, _) = s.call(Method::DELETE, &format!("/api/v1/users/{me}/tokens/{tid}"), &w.engineer.1, None).await?;
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{me}/tokens/{tid}"),
+            &w.engineer.1,
+            None,
+        )
+        .await?;
     assert_eq!(st, 204);
-    assert_eq!(s.get("/api/v1/me", new_token).await?.0, 401, "a revoked token is refused at once");
+    assert_eq!(
+        s.get("/api/v1/me", new_token).await?.0,
+        401,
+        "a revoked token is refused at once"
+    );
     Ok(())
 }
 
@@ -247,16 +433,47 @@ async fn isolation(backend: Backend) -> Result<()> {
         b_cases.push(w.open_case(&s, true, &format!("B case {i}")).await?);
     }
     // An internal note on A's case is hidden from customer A.
-    s.post_ok(&format!("/api/v1/cases/{}/notes", a_cases[0]), &w.engineer.1, json!({ "text": "internal only", "visibility": "internal" })).await?;
-    s.post_ok(&format!("/api/v1/cases/{}/notes", a_cases[0]), &w.engineer.1, json!({ "text": "for the customer", "visibility": "public" })).await?;
-    let (_, h) = s.get(&format!("/api/v1/cases/{}/activities", a_cases[0]), &w.customer_a).await?;
-    let texts: Vec<String> = h.as_array().map(|a| a.iter().filter_map(|e| e["text"].as_str().map(String::from)).collect()).unwrap_or_default();
+    s.post_ok(
+        &format!("/api/v1/cases/{}/notes", a_cases[0]),
+        &w.engineer.1,
+        json!({ "text": "internal only", "visibility": "internal" }),
+    )
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{}/notes", a_cases[0]),
+        &w.engineer.1,
+        json!({ "text": "for the customer", "visibility": "public" }),
+    )
+    .await?;
+    let (_, h) = s
+        .get(
+            &format!("/api/v1/cases/{}/activities", a_cases[0]),
+            &w.customer_a,
+        )
+        .await?;
+    let texts: Vec<String> = h
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["text"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     assert_eq!(texts, vec!["for the customer".to_string()]);
-    assert!(h.as_array().is_some_and(|a| a.iter().all(|e| e["visibility"] == "public")));
+    assert!(h
+        .as_array()
+        .is_some_and(|a| a.iter().all(|e| e["visibility"] == "public")));
 
     // Listing shows only their own organisation's cases.
     let (_, page) = s.get("/api/v1/cases?limit=200", &w.customer_a).await?;
-    let listed: Vec<String> = page["items"].as_array().map(|a| a.iter().filter_map(|c| c["number"].as_str().map(String::from)).collect()).unwrap_or_default();
+    let listed: Vec<String> = page["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["number"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|n| a_cases.contains(n)));
 
@@ -264,16 +481,30 @@ async fn isolation(backend: Backend) -> Result<()> {
     let year = a_cases[0].split('-').nth(1).unwrap_or("2026").to_string();
     for i in 1..=12 {
         let number = format!("C-{year}-{i:06}");
-        let (st, _) = s.get(&format!("/api/v1/cases/{number}"), &w.customer_a).await?;
+        let (st, _) = s
+            .get(&format!("/api/v1/cases/{number}"), &w.customer_a)
+            .await?;
         let expected = if a_cases.contains(&number) { 200 } else { 404 };
         assert_eq!(st, expected, "customer A reading {number}");
     }
     for number in &b_cases {
         for (method, path, body) in [
             (Method::GET, format!("/api/v1/cases/{number}"), None),
-            (Method::GET, format!("/api/v1/cases/{number}/activities"), None),
-            (Method::POST, format!("/api/v1/cases/{number}/notes"), Some(json!({ "text": "let me in" }))),
-            (Method::POST, format!("/api/v1/cases/{number}/status"), Some(json!({ "status": "closed" }))),
+            (
+                Method::GET,
+                format!("/api/v1/cases/{number}/activities"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/cases/{number}/notes"),
+                Some(json!({ "text": "let me in" })),
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/cases/{number}/status"),
+                Some(json!({ "status": "closed" })),
+            ),
         ] {
             let (st, v) = s.call(method, &path, &w.customer_a, body).await?;
             assert_eq!(st, 404, "customer A on {path}: {v}");
@@ -289,7 +520,13 @@ async fn isolation(backend: Backend) -> Result<()> {
         let (st, v) = s.get(&path, &w.customer_a).await?;
         assert_eq!(st, 404, "customer A on {path}: {v}");
     }
-    for path in ["/api/v1/organizations", "/api/v1/devices", "/api/v1/contracts", "/api/v1/sites", "/api/v1/projects"] {
+    for path in [
+        "/api/v1/organizations",
+        "/api/v1/devices",
+        "/api/v1/contracts",
+        "/api/v1/sites",
+        "/api/v1/projects",
+    ] {
         let (_, v) = s.get(path, &w.customer_a).await?;
         let text = v.to_string();
         assert!(!text.contains("B200"), "{path} leaks customer B: {text}");
@@ -305,10 +542,26 @@ async fn isolation(backend: Backend) -> Result<()> {
     assert_eq!(st, 422, "{v}");
     // Customers may close a resolved case and reopen it, nothing else.
     let n = &a_cases[1];
-    let (st, _) = s.post(&format!("/api/v1/cases/{n}/status"), &w.customer_a, json!({ "status": "resolved", "reason": "x" })).await?;
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/cases/{n}/status"),
+            &w.customer_a,
+            json!({ "status": "resolved", "reason": "x" }),
+        )
+        .await?;
     assert_eq!(st, 403);
-    s.post_ok(&format!("/api/v1/cases/{n}/status"), &w.engineer.1, json!({ "status": "resolved", "reason": "fixed" })).await?;
-    s.post_ok(&format!("/api/v1/cases/{n}/status"), &w.customer_a, json!({ "status": "reopened", "reason": "still broken" })).await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{n}/status"),
+        &w.engineer.1,
+        json!({ "status": "resolved", "reason": "fixed" }),
+    )
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{n}/status"),
+        &w.customer_a,
+        json!({ "status": "reopened", "reason": "still broken" }),
+    )
+    .await?;
     Ok(())
 }
 

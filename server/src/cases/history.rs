@@ -85,7 +85,11 @@ pub struct Finding {
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.seq {
-            Some(s) => write!(f, "case {} entry #{}: {}", self.case_number, s, self.problem),
+            Some(s) => write!(
+                f,
+                "case {} entry #{}: {}",
+                self.case_number, s, self.problem
+            ),
             None => write!(f, "case {}: {}", self.case_number, self.problem),
         }
     }
@@ -132,12 +136,22 @@ pub fn verify_chain(case: &Case, entries: &[StoredEntry]) -> Vec<Finding> {
             prev_hash: &e.prev_hash,
         });
         if recomputed != e.hash {
-            out.push(finding(Some(e.seq), "content does not match its hash (entry altered)".into()));
+            out.push(finding(
+                Some(e.seq),
+                "content does not match its hash (entry altered)".into(),
+            ));
         }
         match serde_json::from_str::<ActivityBody>(&e.body) {
             Ok(body) => {
                 if body.kind() != e.kind {
-                    out.push(finding(Some(e.seq), format!("kind column {:?} disagrees with body {:?}", e.kind, body.kind())));
+                    out.push(finding(
+                        Some(e.seq),
+                        format!(
+                            "kind column {:?} disagrees with body {:?}",
+                            e.kind,
+                            body.kind()
+                        ),
+                    ));
                 }
                 match body {
                     ActivityBody::Opened { priority: p, .. } => {
@@ -153,7 +167,10 @@ pub fn verify_chain(case: &Case, entries: &[StoredEntry]) -> Vec<Finding> {
                     _ => {}
                 }
             }
-            Err(err) => out.push(finding(Some(e.seq), format!("body is not a valid activity: {err}"))),
+            Err(err) => out.push(finding(
+                Some(e.seq),
+                format!("body is not a valid activity: {err}"),
+            )),
         }
         prev = e.hash.clone();
     }
@@ -169,17 +186,29 @@ pub fn verify_chain(case: &Case, entries: &[StoredEntry]) -> Vec<Finding> {
     }
     if let Some(s) = status {
         if s != case.status {
-            out.push(finding(None, format!("status is {} but the history says {}", case.status, s)));
+            out.push(finding(
+                None,
+                format!("status is {} but the history says {}", case.status, s),
+            ));
         }
     }
     if let Some(p) = priority {
         if p != case.priority {
-            out.push(finding(None, format!("priority is {} but the history says {}", case.priority, p)));
+            out.push(finding(
+                None,
+                format!("priority is {} but the history says {}", case.priority, p),
+            ));
         }
     }
     if let Some(a) = assignee {
         if a != case.assignee_id {
-            out.push(finding(None, format!("assignee is {:?} but the history says {:?}", case.assignee_id, a)));
+            out.push(finding(
+                None,
+                format!(
+                    "assignee is {:?} but the history says {:?}",
+                    case.assignee_id, a
+                ),
+            ));
         }
     }
     out

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
-pub use model::{ActivityBody, CallDirection, Caller, CaseType, Channel, Priority, UserRef, Visibility};
+pub use model::{
+    ActivityBody, CallDirection, Caller, CaseType, Channel, Priority, UserRef, Visibility,
+};
 pub use status::Status;
 
 use crate::auth::{Action, Principal, Role};
@@ -320,7 +322,12 @@ fn list<T: std::str::FromStr<Err = Error>>(s: &Option<String>) -> Result<Vec<T>>
 // ------------------------------------------------------------------ service
 
 /// The history entry the caller wants to add, before it is chained.
-fn entry(who: &Principal, at: DateTime<Utc>, visibility: Visibility, body: &ActivityBody) -> Result<PendingEntry> {
+fn entry(
+    who: &Principal,
+    at: DateTime<Utc>,
+    visibility: Visibility,
+    body: &ActivityBody,
+) -> Result<PendingEntry> {
     Ok(PendingEntry {
         kind: body.kind(),
         visibility: visibility.as_str(),
@@ -389,21 +396,37 @@ impl Cases {
         }
         let channel = match (customer, req.channel) {
             (true, Some(c)) if c != Channel::Web => {
-                return Err(Error::invalid("channel", "customers open cases through the web channel"))
+                return Err(Error::invalid(
+                    "channel",
+                    "customers open cases through the web channel",
+                ))
             }
             (true, _) => Channel::Web,
             (false, Some(Channel::Agent)) => {
-                return Err(Error::invalid("channel", "the agent channel is for enrolled agents"))
+                return Err(Error::invalid(
+                    "channel",
+                    "the agent channel is for enrolled agents",
+                ))
             }
             (false, c) => c.unwrap_or(Channel::Phone),
         };
-        let mut org = if customer { who.organization_scope() } else { req.organization_id };
+        let mut org = if customer {
+            who.organization_scope()
+        } else {
+            req.organization_id
+        };
         if customer && req.organization_id.is_some_and(|o| Some(o) != org) {
-            return Err(Error::invalid("organization_id", "customers open cases for their own organization only"));
+            return Err(Error::invalid(
+                "organization_id",
+                "customers open cases for their own organization only",
+            ));
         }
         if let Some(o) = org {
             if self.store.organization(o).await?.is_none() {
-                return Err(Error::invalid("organization_id", format!("organization {o} does not exist")));
+                return Err(Error::invalid(
+                    "organization_id",
+                    format!("organization {o} does not exist"),
+                ));
             }
         }
         let mut device_row = None;
@@ -416,7 +439,10 @@ impl Cases {
                 .ok_or_else(|| Error::invalid("device_id", format!("device {d} does not exist")))?;
             match org {
                 Some(o) if o != dev.organization_id => {
-                    return Err(Error::invalid("device_id", format!("device {d} belongs to another organization")))
+                    return Err(Error::invalid(
+                        "device_id",
+                        format!("device {d} belongs to another organization"),
+                    ))
                 }
                 None => org = Some(dev.organization_id),
                 _ => {}
@@ -430,19 +456,31 @@ impl Cases {
         // covers the device today.
         let mut contract_id = None;
         let named = opt_text("contract", &req.contract, 64)?;
-        for (field, number) in [("contract", named.as_ref()), ("caller.contract", caller.contract.as_ref())] {
+        for (field, number) in [
+            ("contract", named.as_ref()),
+            ("caller.contract", caller.contract.as_ref()),
+        ] {
             let Some(number) = number else { continue };
             match self.store.contract_by_number(number).await? {
-                Some(k) if org.is_none_or(|o| o == k.organization_id) && (!customer || org == Some(k.organization_id)) => {
+                Some(k)
+                    if org.is_none_or(|o| o == k.organization_id)
+                        && (!customer || org == Some(k.organization_id)) =>
+                {
                     org = Some(k.organization_id);
                     contract_id = Some(k.id);
                     break;
                 }
                 Some(_) if field == "contract" => {
-                    return Err(Error::invalid(field, format!("contract {number} belongs to another organization")))
+                    return Err(Error::invalid(
+                        field,
+                        format!("contract {number} belongs to another organization"),
+                    ))
                 }
                 None if field == "contract" => {
-                    return Err(Error::invalid(field, format!("contract {number} does not exist")))
+                    return Err(Error::invalid(
+                        field,
+                        format!("contract {number} does not exist"),
+                    ))
                 }
                 _ => {}
             }
@@ -460,7 +498,10 @@ impl Cases {
             }
         }
         if org.is_none() && !customer {
-            return Err(Error::invalid("organization_id", "name the customer: organization_id, a device or a contract"));
+            return Err(Error::invalid(
+                "organization_id",
+                "name the customer: organization_id, a device or a contract",
+            ));
         }
         let assignee = match req.assignee_id {
             Some(a) => {
@@ -484,8 +525,26 @@ impl Cases {
         let mut status = Status::New;
         if let Some(a) = &assignee {
             status = status.transition(Status::Assigned, true)?;
-            entries.push(entry(who, now, Visibility::Public, &ActivityBody::Assigned { from: None, to: a.clone(), reason: None })?);
-            entries.push(entry(who, now, Visibility::Public, &ActivityBody::StatusChanged { from: Status::New, to: Status::Assigned, reason: None })?);
+            entries.push(entry(
+                who,
+                now,
+                Visibility::Public,
+                &ActivityBody::Assigned {
+                    from: None,
+                    to: a.clone(),
+                    reason: None,
+                },
+            )?);
+            entries.push(entry(
+                who,
+                now,
+                Visibility::Public,
+                &ActivityBody::StatusChanged {
+                    from: Status::New,
+                    to: Status::Assigned,
+                    reason: None,
+                },
+            )?);
         }
         let insert = CaseInsert {
             organization_id: org,
@@ -519,12 +578,24 @@ impl Cases {
             .await?
             .ok_or_else(|| Error::invalid(field, format!("user {id} does not exist")))?;
         if !u.active {
-            return Err(Error::invalid(field, format!("user {} is deactivated", u.username)));
+            return Err(Error::invalid(
+                field,
+                format!("user {} is deactivated", u.username),
+            ));
         }
         if !matches!(u.role, Role::Engineer | Role::Expert) {
-            return Err(Error::invalid(field, format!("user {} is a {}, not an engineer or expert", u.username, u.role)));
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "user {} is a {}, not an engineer or expert",
+                    u.username, u.role
+                ),
+            ));
         }
-        Ok(UserRef { id: u.id, name: u.display_name })
+        Ok(UserRef {
+            id: u.id,
+            name: u.display_name,
+        })
     }
 
     /// Apply `decide` to the current case and commit the entries it returns,
@@ -556,16 +627,26 @@ impl Cases {
         self.get(who, number).await?.to_view()
     }
 
-    pub async fn set_status(&self, who: &Principal, number: &str, req: &StatusChange) -> Result<CaseView> {
+    pub async fn set_status(
+        &self,
+        who: &Principal,
+        number: &str,
+        req: &StatusChange,
+    ) -> Result<CaseView> {
         who.require(Action::ChangeStatus)?;
         let reason = opt_text("reason", &req.reason, 4000)?;
         if matches!(req.status, Status::Resolved | Status::Reopened) && reason.is_none() {
-            return Err(Error::invalid("reason", format!("say why when setting {}", req.status)));
+            return Err(Error::invalid(
+                "reason",
+                format!("say why when setting {}", req.status),
+            ));
         }
         let customer = who.role == Role::Customer;
         self.change(who, number, |c, now| {
             if customer && !customer_may_set(c.status, req.status) {
-                return Err(Error::forbidden("customers may close a resolved case or reopen it, nothing else"));
+                return Err(Error::forbidden(
+                    "customers may close a resolved case or reopen it, nothing else",
+                ));
             }
             let from = c.status;
             c.status = from.transition(req.status, false)?;
@@ -581,29 +662,59 @@ impl Cases {
                 }
                 _ => {}
             }
-            Ok(vec![(Visibility::Public, ActivityBody::StatusChanged { from, to: c.status, reason: reason.clone() })])
+            Ok(vec![(
+                Visibility::Public,
+                ActivityBody::StatusChanged {
+                    from,
+                    to: c.status,
+                    reason: reason.clone(),
+                },
+            )])
         })
         .await
     }
 
-    pub async fn set_priority(&self, who: &Principal, number: &str, req: &PriorityChange) -> Result<CaseView> {
+    pub async fn set_priority(
+        &self,
+        who: &Principal,
+        number: &str,
+        req: &PriorityChange,
+    ) -> Result<CaseView> {
         who.require(Action::ChangePriority)?;
         let reason = text("reason", &req.reason, 4000)?;
         self.change(who, number, |c, _| {
             if !c.status.is_open() {
-                return Err(Error::conflict(format!("case {} is {}; reopen it first", c.number, c.status)));
+                return Err(Error::conflict(format!(
+                    "case {} is {}; reopen it first",
+                    c.number, c.status
+                )));
             }
             if c.priority == req.priority {
-                return Err(Error::conflict(format!("case {} already has priority {}", c.number, c.priority)));
+                return Err(Error::conflict(format!(
+                    "case {} already has priority {}",
+                    c.number, c.priority
+                )));
             }
             let from = c.priority;
             c.priority = req.priority;
-            Ok(vec![(Visibility::Public, ActivityBody::PriorityChanged { from, to: req.priority, reason: reason.clone() })])
+            Ok(vec![(
+                Visibility::Public,
+                ActivityBody::PriorityChanged {
+                    from,
+                    to: req.priority,
+                    reason: reason.clone(),
+                },
+            )])
         })
         .await
     }
 
-    pub async fn assign(&self, who: &Principal, number: &str, req: &Assignment) -> Result<CaseView> {
+    pub async fn assign(
+        &self,
+        who: &Principal,
+        number: &str,
+        req: &Assignment,
+    ) -> Result<CaseView> {
         who.require(Action::Assign)?;
         let reason = opt_text("reason", &req.reason, 4000)?;
         let to = self.assignable(req.assignee_id, "assignee_id").await?;
@@ -611,11 +722,21 @@ impl Cases {
         let from = self.user_ref(current.assignee_id).await?;
         self.change(who, number, |c, _| {
             if c.assignee_id == Some(to.id) {
-                return Err(Error::conflict(format!("case {} is already assigned to {}", c.number, to.name)));
+                return Err(Error::conflict(format!(
+                    "case {} is already assigned to {}",
+                    c.number, to.name
+                )));
             }
-            self.hand_over(c, to.clone(), from.clone().filter(|f| Some(f.id) == c.assignee_id), |from, to| {
-                ActivityBody::Assigned { from, to, reason: reason.clone() }
-            })
+            self.hand_over(
+                c,
+                to.clone(),
+                from.clone().filter(|f| Some(f.id) == c.assignee_id),
+                |from, to| ActivityBody::Assigned {
+                    from,
+                    to,
+                    reason: reason.clone(),
+                },
+            )
         })
         .await
     }
@@ -623,16 +744,25 @@ impl Cases {
     /// Any engineer (or expert) takes the case over (SPEC.md 2.12).
     pub async fn take_over(&self, who: &Principal, number: &str) -> Result<CaseView> {
         who.require(Action::TakeOver)?;
-        let me = UserRef { id: who.user_id, name: who.display_name.clone() };
+        let me = UserRef {
+            id: who.user_id,
+            name: who.display_name.clone(),
+        };
         let current = self.get(who, number).await?;
         let from = self.user_ref(current.assignee_id).await?;
         self.change(who, number, |c, _| {
             if c.assignee_id == Some(me.id) {
-                return Err(Error::conflict(format!("you already have case {}", c.number)));
+                return Err(Error::conflict(format!(
+                    "you already have case {}",
+                    c.number
+                )));
             }
-            self.hand_over(c, me.clone(), from.clone().filter(|f| Some(f.id) == c.assignee_id), |from, to| {
-                ActivityBody::TakenOver { from, to }
-            })
+            self.hand_over(
+                c,
+                me.clone(),
+                from.clone().filter(|f| Some(f.id) == c.assignee_id),
+                |from, to| ActivityBody::TakenOver { from, to },
+            )
         })
         .await
     }
@@ -645,16 +775,31 @@ impl Cases {
         body: impl Fn(Option<UserRef>, UserRef) -> ActivityBody,
     ) -> Result<Vec<(Visibility, ActivityBody)>> {
         if !c.status.is_open() {
-            return Err(Error::conflict(format!("case {} is {}; reopen it first", c.number, c.status)));
+            return Err(Error::conflict(format!(
+                "case {} is {}; reopen it first",
+                c.number, c.status
+            )));
         }
         // A stale `from` (assignee changed since we looked) falls back to the id.
-        let from = from.or_else(|| c.assignee_id.map(|id| UserRef { id, name: String::new() }));
+        let from = from.or_else(|| {
+            c.assignee_id.map(|id| UserRef {
+                id,
+                name: String::new(),
+            })
+        });
         c.assignee_id = Some(to.id);
         let mut out = vec![(Visibility::Public, body(from, to))];
         if matches!(c.status, Status::New | Status::Reopened) {
             let prev = c.status;
             c.status = prev.transition(Status::Assigned, true)?;
-            out.push((Visibility::Public, ActivityBody::StatusChanged { from: prev, to: c.status, reason: None }));
+            out.push((
+                Visibility::Public,
+                ActivityBody::StatusChanged {
+                    from: prev,
+                    to: c.status,
+                    reason: None,
+                },
+            ));
         }
         Ok(out)
     }
@@ -662,15 +807,26 @@ impl Cases {
     async fn user_ref(&self, id: Option<i64>) -> Result<Option<UserRef>> {
         match id {
             None => Ok(None),
-            Some(id) => Ok(self.store.user(id).await?.map(|u| UserRef { id: u.id, name: u.display_name })),
+            Some(id) => Ok(self.store.user(id).await?.map(|u| UserRef {
+                id: u.id,
+                name: u.display_name,
+            })),
         }
     }
 
-    pub async fn classify(&self, who: &Principal, number: &str, req: &Classification) -> Result<CaseView> {
+    pub async fn classify(
+        &self,
+        who: &Principal,
+        number: &str,
+        req: &Classification,
+    ) -> Result<CaseView> {
         who.require(Action::Classify)?;
         let vendor = opt_text("vendor", &req.vendor, 100)?;
         if req.case_type.is_none() && vendor.is_none() {
-            return Err(Error::invalid("case_type", "give case_type, vendor or both"));
+            return Err(Error::invalid(
+                "case_type",
+                "give case_type, vendor or both",
+            ));
         }
         self.change(who, number, |c, _| {
             let previous_case_type = c.case_type;
@@ -714,21 +870,41 @@ impl Cases {
         self.change(who, number, |c, _| {
             if let Some(s) = req.corrects {
                 if s < 1 || s > c.last_seq {
-                    return Err(Error::invalid("corrects", format!("case {} has no entry #{s}", c.number)));
+                    return Err(Error::invalid(
+                        "corrects",
+                        format!("case {} has no entry #{s}", c.number),
+                    ));
                 }
             }
-            Ok(vec![(visibility, ActivityBody::Note { text: text_.clone(), corrects: req.corrects })])
+            Ok(vec![(
+                visibility,
+                ActivityBody::Note {
+                    text: text_.clone(),
+                    corrects: req.corrects,
+                },
+            )])
         })
         .await
     }
 
-    pub async fn record_call(&self, who: &Principal, number: &str, req: &NewCall) -> Result<CaseView> {
+    pub async fn record_call(
+        &self,
+        who: &Principal,
+        number: &str,
+        req: &NewCall,
+    ) -> Result<CaseView> {
         who.require(Action::RecordCall)?;
         let party = text("party", &req.party, 200)?;
         let phone = opt_phone("phone", &req.phone)?;
         let summary = text("summary", &req.summary, 4000)?;
-        if req.duration_secs.is_some_and(|d| !(0..=86_400).contains(&d)) {
-            return Err(Error::invalid("duration_secs", "must be between 0 and 86400"));
+        if req
+            .duration_secs
+            .is_some_and(|d| !(0..=86_400).contains(&d))
+        {
+            return Err(Error::invalid(
+                "duration_secs",
+                "must be between 0 and 86400",
+            ));
         }
         let visibility = req.visibility.unwrap_or(Visibility::Internal);
         self.change(who, number, |_, _| {
@@ -746,7 +922,12 @@ impl Cases {
         .await
     }
 
-    pub async fn record_field_visit(&self, who: &Principal, number: &str, req: &NewFieldVisit) -> Result<CaseView> {
+    pub async fn record_field_visit(
+        &self,
+        who: &Principal,
+        number: &str,
+        req: &NewFieldVisit,
+    ) -> Result<CaseView> {
         who.require(Action::RecordFieldVisit)?;
         let engineer = text("engineer", &req.engineer, 200)?;
         let work_done = text("work_done", &req.work_done, 20_000)?;
@@ -787,7 +968,10 @@ impl Cases {
             out.push(ActivityView {
                 seq: e.seq,
                 at: from_micros(e.at),
-                author: e.author_id.map(|id| UserRef { id, name: e.author_name.clone() }),
+                author: e.author_id.map(|id| UserRef {
+                    id,
+                    name: e.author_name.clone(),
+                }),
                 author_name: e.author_name,
                 visibility,
                 body,
@@ -806,16 +990,31 @@ impl Cases {
         }
         if let Some(org) = who.organization_scope() {
             if q.organization_id.is_some_and(|o| o != org) {
-                return Err(Error::not_found(format!("organization {}", q.organization_id.unwrap_or_default())));
+                return Err(Error::not_found(format!(
+                    "organization {}",
+                    q.organization_id.unwrap_or_default()
+                )));
             }
         }
         let text_ = opt_text("q", &q.q, 200)?;
         let filter = CaseFilter {
             organization_id: who.organization_scope().or(q.organization_id),
-            statuses: list::<Status>(&q.status)?.into_iter().map(|s| s.as_str().to_string()).collect(),
-            priorities: list::<Priority>(&q.priority)?.into_iter().map(Priority::level).collect(),
-            case_types: list::<CaseType>(&q.case_type)?.into_iter().map(|s| s.as_str().to_string()).collect(),
-            channels: list::<Channel>(&q.channel)?.into_iter().map(|s| s.as_str().to_string()).collect(),
+            statuses: list::<Status>(&q.status)?
+                .into_iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            priorities: list::<Priority>(&q.priority)?
+                .into_iter()
+                .map(Priority::level)
+                .collect(),
+            case_types: list::<CaseType>(&q.case_type)?
+                .into_iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            channels: list::<Channel>(&q.channel)?
+                .into_iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
             vendor: opt_text("vendor", &q.vendor, 100)?,
             device_id: q.device_id,
             contract_id: q.contract_id,
@@ -834,7 +1033,13 @@ impl Cases {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_cursor = if more {
-            rows.last().map(|r| Cursor { created_at: r.created_at, id: r.id }.encode())
+            rows.last().map(|r| {
+                Cursor {
+                    created_at: r.created_at,
+                    id: r.id,
+                }
+                .encode()
+            })
         } else {
             None
         };
@@ -855,8 +1060,13 @@ impl Cases {
             after = last.id;
             for row in &batch {
                 checked += 1;
-                let entries: Vec<history::StoredEntry> =
-                    self.store.entries(row.id).await?.into_iter().map(Into::into).collect();
+                let entries: Vec<history::StoredEntry> = self
+                    .store
+                    .entries(row.id)
+                    .await?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect();
                 match row.to_case() {
                     Ok(case) => findings.extend(history::verify_chain(&case, &entries)),
                     Err(e) => findings.push(history::Finding {

@@ -39,7 +39,9 @@ macro_rules! text_enum {
 pub(crate) use text_enum;
 
 /// SPEC.md 3: P1 system down ... P4 question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 pub enum Priority {
     P1,
     P2,

@@ -174,7 +174,11 @@ mod tests {
                 assert_eq!(got.is_ok(), legal(from, to), "{from} -> {to}: {got:?}");
                 let via = from.transition(to, true);
                 if to == Assigned {
-                    assert_eq!(via.is_ok(), matches!(from, New | Reopened), "{from} -> assigned");
+                    assert_eq!(
+                        via.is_ok(),
+                        matches!(from, New | Reopened),
+                        "{from} -> assigned"
+                    );
                 }
             }
         }

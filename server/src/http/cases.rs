@@ -146,7 +146,10 @@ pub async fn add_note(
     ApiPath(number): ApiPath<String>,
     ApiJson(req): ApiJson<NewNote>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
-    Ok((StatusCode::CREATED, Json(s.cases.add_note(&who, &number, &req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.cases.add_note(&who, &number, &req).await?),
+    ))
 }
 
 /// Record a phone call.
@@ -161,7 +164,10 @@ pub async fn record_call(
     ApiPath(number): ApiPath<String>,
     ApiJson(req): ApiJson<NewCall>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
-    Ok((StatusCode::CREATED, Json(s.cases.record_call(&who, &number, &req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.cases.record_call(&who, &number, &req).await?),
+    ))
 }
 
 /// Record an on-site visit.
@@ -176,5 +182,8 @@ pub async fn record_field_visit(
     ApiPath(number): ApiPath<String>,
     ApiJson(req): ApiJson<NewFieldVisit>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
-    Ok((StatusCode::CREATED, Json(s.cases.record_field_visit(&who, &number, &req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.cases.record_field_visit(&who, &number, &req).await?),
+    ))
 }

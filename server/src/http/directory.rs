@@ -50,16 +50,26 @@ pub async fn create_organization(
     ApiJson(req): ApiJson<NewOrganization>,
 ) -> ApiResult<(StatusCode, Json<Organization>)> {
     who.require(Action::WriteDirectory)?;
-    let o = s.store.insert_organization(&req.validate()?, s.clock.now()).await?;
+    let o = s
+        .store
+        .insert_organization(&req.validate()?, s.clock.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(o)))
 }
 
 /// List organisations (a customer sees its own).
 #[utoipa::path(get, path = "/api/v1/organizations", tag = "directory",
     responses((status = 200, body = Vec<Organization>)), security(("bearer" = [])))]
-pub async fn list_organizations(State(s): State<AppState>, Auth(who): Auth) -> ApiResult<Json<Vec<Organization>>> {
+pub async fn list_organizations(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+) -> ApiResult<Json<Vec<Organization>>> {
     who.require(Action::ReadDirectory)?;
-    Ok(Json(s.store.organizations(who.organization_scope(), 10_000).await?))
+    Ok(Json(
+        s.store
+            .organizations(who.organization_scope(), 10_000)
+            .await?,
+    ))
 }
 
 /// One organisation's dossier: everything SPEC.md 6 puts on the call-center screen.
@@ -129,7 +139,10 @@ pub async fn create_project(
     ApiJson(req): ApiJson<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     who.require(Action::WriteDirectory)?;
-    let p = s.store.insert_project(&req.validate()?, s.clock.now()).await?;
+    let p = s
+        .store
+        .insert_project(&req.validate()?, s.clock.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -142,7 +155,11 @@ pub async fn list_projects(
     ApiQuery(q): ApiQuery<OrgScope>,
 ) -> ApiResult<Json<Vec<Project>>> {
     who.require(Action::ReadDirectory)?;
-    Ok(Json(s.store.projects(scope(&who, q.organization_id)?, None).await?))
+    Ok(Json(
+        s.store
+            .projects(scope(&who, q.organization_id)?, None)
+            .await?,
+    ))
 }
 
 /// Add a participant (customer or vendor side) to a project.
@@ -162,7 +179,10 @@ pub async fn add_participant(
     if s.store.projects(None, Some(id)).await?.is_empty() {
         return Err(Error::not_found(format!("project {id}")).into());
     }
-    let p = s.store.insert_participant(id, &valid, s.clock.now()).await?;
+    let p = s
+        .store
+        .insert_participant(id, &valid, s.clock.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -177,7 +197,10 @@ pub async fn create_contract(
     ApiJson(req): ApiJson<NewContract>,
 ) -> ApiResult<(StatusCode, Json<Contract>)> {
     who.require(Action::WriteDirectory)?;
-    let c = s.store.insert_contract(&req.validate()?, s.clock.now()).await?;
+    let c = s
+        .store
+        .insert_contract(&req.validate()?, s.clock.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
 
@@ -190,7 +213,11 @@ pub async fn list_contracts(
     ApiQuery(q): ApiQuery<OrgScope>,
 ) -> ApiResult<Json<Vec<Contract>>> {
     who.require(Action::ReadDirectory)?;
-    Ok(Json(s.store.contracts(scope(&who, q.organization_id)?, None).await?))
+    Ok(Json(
+        s.store
+            .contracts(scope(&who, q.organization_id)?, None)
+            .await?,
+    ))
 }
 
 /// Register a device.
@@ -204,7 +231,10 @@ pub async fn create_device(
     ApiJson(req): ApiJson<NewDevice>,
 ) -> ApiResult<(StatusCode, Json<Device>)> {
     who.require(Action::WriteDirectory)?;
-    let d = s.store.insert_device(&req.validate()?, s.clock.now()).await?;
+    let d = s
+        .store
+        .insert_device(&req.validate()?, s.clock.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -217,7 +247,11 @@ pub async fn list_devices(
     ApiQuery(q): ApiQuery<OrgScope>,
 ) -> ApiResult<Json<Vec<Device>>> {
     who.require(Action::ReadDirectory)?;
-    Ok(Json(s.store.devices(scope(&who, q.organization_id)?, 10_000).await?))
+    Ok(Json(
+        s.store
+            .devices(scope(&who, q.organization_id)?, 10_000)
+            .await?,
+    ))
 }
 
 /// One device.

@@ -30,7 +30,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>, field: Option<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &str,
+        message: impl Into<String>,
+        field: Option<String>,
+    ) -> Self {
         ApiError {
             status,
             body: ErrorBody {
@@ -50,16 +55,26 @@ impl From<Error> for ApiError {
                 let msg = format!("{field}: {message}");
                 ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_field", msg, Some(field))
             }
-            Error::NotFound(what) => ApiError::new(S::NOT_FOUND, "not_found", format!("{what} not found"), None),
+            Error::NotFound(what) => {
+                ApiError::new(S::NOT_FOUND, "not_found", format!("{what} not found"), None)
+            }
             Error::Forbidden(why) => ApiError::new(S::FORBIDDEN, "forbidden", why, None),
             Error::Unauthorized(why) => ApiError::new(S::UNAUTHORIZED, "unauthorized", why, None),
             Error::Conflict(why) => ApiError::new(S::CONFLICT, "conflict", why, None),
-            e @ Error::IllegalTransition { .. } => {
-                ApiError::new(S::CONFLICT, "illegal_transition", e.to_string(), Some("status".into()))
-            }
+            e @ Error::IllegalTransition { .. } => ApiError::new(
+                S::CONFLICT,
+                "illegal_transition",
+                e.to_string(),
+                Some("status".into()),
+            ),
             other => {
                 tracing::error!(error = %other, "internal error");
-                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has details", None)
+                ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the server log has details",
+                    None,
+                )
             }
         }
     }

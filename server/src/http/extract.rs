@@ -23,7 +23,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let mime = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 mime == "application/json" || mime.ends_with("+json")
             })
             .unwrap_or(false);
@@ -36,7 +41,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.body_text(), None)
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.body_text(),
+                None,
+            )
         })?;
         decode_json(&bytes).map(ApiJson)
     }
@@ -52,8 +62,10 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         // serde_json reports some type mismatches (a number where an enum's
         // string belongs) as syntax errors; if the body parses as JSON at all,
         // the problem is the field's value, not the syntax.
-        let syntax = matches!(inner.classify(), Category::Syntax | Category::Eof | Category::Io)
-            && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err();
+        let syntax = matches!(
+            inner.classify(),
+            Category::Syntax | Category::Eof | Category::Io
+        ) && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err();
         match (syntax, inner.classify()) {
             (true, _) => ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -77,7 +89,12 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     Some(f) => format!("{f}: {msg}"),
                     None => msg,
                 };
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message, field)
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    message,
+                    field,
+                )
             }
         }
     })
@@ -114,20 +131,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 fn serde_urlencoded_deserializer<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
     // axum's Query uses serde_urlencoded; go through it for the same rules.
     axum::extract::Query::<T>::try_from_uri(
-        &format!("/?{q}").parse().map_err(|_| bad_query("the query string is not valid".into()))?,
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| bad_query("the query string is not valid".into()))?,
     )
     .map(|axum::extract::Query(v)| v)
     .map_err(|e| bad_query(e.body_text()))
 }
 
 fn bad_query(msg: String) -> ApiError {
-    let msg = msg.trim_start_matches("Failed to deserialize query string: ").to_string();
+    let msg = msg
+        .trim_start_matches("Failed to deserialize query string: ")
+        .to_string();
     let field = msg
         .split('`')
         .nth(1)
         .map(str::to_string)
         .filter(|_| msg.contains("field `") || msg.contains("unknown field"));
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", format!("query string: {msg}"), field)
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!("query string: {msg}"),
+        field,
+    )
 }
 
 /// Path parameters.
@@ -140,7 +166,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| ApiPath(v))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text(), None))
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text(), None)
+            })
     }
 }
 
@@ -151,7 +179,8 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m, None);
+        let unauthorized =
+            |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m, None);
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -159,7 +188,10 @@ impl FromRequestParts<AppState> for Auth {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or_else(|| unauthorized("the Authorization header must be: Bearer <token>"))?;

@@ -59,7 +59,9 @@ fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -104,13 +106,19 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(cases::add_note))
         .routes(routes!(cases::record_call))
         .routes(routes!(cases::record_field_visit))
-        .routes(routes!(directory::create_organization, directory::list_organizations))
+        .routes(routes!(
+            directory::create_organization,
+            directory::list_organizations
+        ))
         .routes(routes!(directory::get_organization))
         .routes(routes!(directory::lookup))
         .routes(routes!(directory::create_site, directory::list_sites))
         .routes(routes!(directory::create_project, directory::list_projects))
         .routes(routes!(directory::add_participant))
-        .routes(routes!(directory::create_contract, directory::list_contracts))
+        .routes(routes!(
+            directory::create_contract,
+            directory::list_contracts
+        ))
         .routes(routes!(directory::create_device, directory::list_devices))
         .routes(routes!(directory::get_device))
         .routes(routes!(users::me))
@@ -153,7 +161,11 @@ async fn healthz(State(s): State<AppState>) -> Response {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "database unavailable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "database unavailable" })),
+            )
+                .into_response()
         }
     }
 }
@@ -165,18 +177,32 @@ async fn metrics_text(State(s): State<AppState>) -> Result<Response, ApiError> {
     out.push_str("# HELP outpost_cases Cases by status.\n# TYPE outpost_cases gauge\n");
     let counts = s.store.case_counts_by_status().await?;
     for st in crate::cases::Status::ALL {
-        let n = counts.iter().find(|(k, _)| k == st.as_str()).map(|(_, n)| *n).unwrap_or(0);
+        let n = counts
+            .iter()
+            .find(|(k, _)| k == st.as_str())
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
         out.push_str(&format!("outpost_cases{{status=\"{st}\"}} {n}\n"));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /api/v1/openapi.json", None)
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /api/v1/openapi.json",
+        None,
+    )
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method", None)
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+        None,
+    )
 }
 
 /// Refuse a body announced as larger than [`BODY_LIMIT`] before reading it
@@ -213,6 +239,7 @@ async fn track(req: Request, next: Next) -> Response {
     let status = resp.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("outpost_http_requests_total", &labels).increment(1);
-    metrics::histogram!("outpost_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("outpost_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
     resp
 }

@@ -34,7 +34,10 @@ async fn target_user(s: &AppState, who: &Principal, id: i64) -> Result<User, Err
     if id != who.user_id {
         who.require(Action::ManageUsers)?;
     }
-    s.store.user(id).await?.ok_or_else(|| Error::not_found(format!("user {id}")))
+    s.store
+        .user(id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("user {id}")))
 }
 
 /// The caller.
@@ -58,10 +61,17 @@ pub async fn create_user(
     let u = req.validate()?;
     if let Some(o) = u.organization_id {
         if s.store.organization(o).await?.is_none() {
-            return Err(Error::invalid("organization_id", format!("organization {o} does not exist")).into());
+            return Err(Error::invalid(
+                "organization_id",
+                format!("organization {o} does not exist"),
+            )
+            .into());
         }
     }
-    Ok((StatusCode::CREATED, Json(s.store.insert_user(&u, s.clock.now()).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.insert_user(&u, s.clock.now()).await?),
+    ))
 }
 
 /// List users (staff see all; used to pick assignees).
@@ -89,7 +99,10 @@ pub async fn create_token(
     let user = target_user(&s, &who, id).await?;
     let name = crate::validate::text("name", &req.name, 100)?;
     let token = generate_token();
-    let info = s.store.insert_token(user.id, &name, &hash_token(&token), s.clock.now()).await?;
+    let info = s
+        .store
+        .insert_token(user.id, &name, &hash_token(&token), s.clock.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(IssuedToken { token, info })))
 }
 
@@ -118,7 +131,11 @@ pub async fn revoke_token(
     ApiPath((id, token_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
     let user = target_user(&s, &who, id).await?;
-    match s.store.revoke_tokens(user.id, Some(token_id), None, s.clock.now()).await? {
+    match s
+        .store
+        .revoke_tokens(user.id, Some(token_id), None, s.clock.now())
+        .await?
+    {
         0 => Err(Error::not_found(format!("live token {token_id} of user {id}")).into()),
         _ => Ok(StatusCode::NO_CONTENT),
     }
@@ -141,7 +158,10 @@ pub async fn add_ssh_key(
         return Err(Error::forbidden("only staff log in through the remote-login relay").into());
     }
     let key = parse_ssh_key(&req.public_key)?;
-    Ok((StatusCode::CREATED, Json(s.store.insert_ssh_key(user.id, &key, s.clock.now()).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.insert_ssh_key(user.id, &key, s.clock.now()).await?),
+    ))
 }
 
 /// A user's SSH keys.

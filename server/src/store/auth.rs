@@ -110,10 +110,12 @@ impl Store {
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
         let row: Option<UserRow> = read!(self, |p, _d| {
-            sqlx::query_as(&format!("SELECT {USER_COLS} FROM users WHERE username = $1"))
-                .bind(username)
-                .fetch_optional(p)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {USER_COLS} FROM users WHERE username = $1"
+            ))
+            .bind(username)
+            .fetch_optional(p)
+            .await?
         });
         row.map(UserRow::into_view).transpose()
     }
@@ -135,11 +137,19 @@ impl Store {
 
     pub async fn count_users(&self) -> Result<i64> {
         Ok(read!(self, |p, _d| {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(p).await?
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+                .fetch_one(p)
+                .await?
         }))
     }
 
-    pub async fn insert_token(&self, user_id: i64, name: &str, token_hash: &str, now: DateTime<Utc>) -> Result<TokenInfo> {
+    pub async fn insert_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenInfo> {
         let id: i64 = write!(self, |p, _d| {
             sqlx::query_scalar(
                 "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -183,7 +193,13 @@ impl Store {
     }
 
     /// Revoke a token of `user_id` (by id) or all of that user's tokens named `name`.
-    pub async fn revoke_tokens(&self, user_id: i64, id: Option<i64>, name: Option<&str>, now: DateTime<Utc>) -> Result<u64> {
+    pub async fn revoke_tokens(
+        &self,
+        user_id: i64,
+        id: Option<i64>,
+        name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
         Ok(write!(self, |p, _d| {
             sqlx::query(
                 "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL
@@ -225,7 +241,12 @@ impl Store {
         }))
     }
 
-    pub async fn insert_ssh_key(&self, user_id: i64, k: &ParsedSshKey, now: DateTime<Utc>) -> Result<SshKey> {
+    pub async fn insert_ssh_key(
+        &self,
+        user_id: i64,
+        k: &ParsedSshKey,
+        now: DateTime<Utc>,
+    ) -> Result<SshKey> {
         let row: KeyRow = write!(self, |p, _d| {
             sqlx::query_as(
                 "INSERT INTO ssh_keys (user_id, public_key, fingerprint, comment, created_at)

@@ -209,7 +209,12 @@ impl Cursor {
     }
 }
 
-fn chain(number: &str, start_seq: i64, start_prev: &str, entries: &[PendingEntry]) -> Vec<(i64, String, String)> {
+fn chain(
+    number: &str,
+    start_seq: i64,
+    start_prev: &str,
+    entries: &[PendingEntry],
+) -> Vec<(i64, String, String)> {
     let mut prev = start_prev.to_string();
     let mut out = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
@@ -234,9 +239,15 @@ fn chain(number: &str, start_seq: i64, start_prev: &str, entries: &[PendingEntry
 impl Store {
     /// Create a case with a fresh number and its first history entries.
     /// Returns the new case's id and number.
-    pub async fn insert_case(&self, c: &CaseInsert, entries: &[PendingEntry]) -> Result<(i64, String)> {
+    pub async fn insert_case(
+        &self,
+        c: &CaseInsert,
+        entries: &[PendingEntry],
+    ) -> Result<(i64, String)> {
         if entries.is_empty() {
-            return Err(Error::Corrupt("a case must start with at least one history entry".into()));
+            return Err(Error::Corrupt(
+                "a case must start with at least one history entry".into(),
+            ));
         }
         let year = i64::from(c.created_at.year());
         write!(self, |p, _d| {
@@ -311,10 +322,11 @@ impl Store {
                 super::Dialect::Postgres => " FOR UPDATE OF c",
                 super::Dialect::Sqlite => "",
             };
-            let row: Option<CaseRow> = sqlx::query_as(&format!("{CASE_SELECT} WHERE c.number = $1{lock}"))
-                .bind(number)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row: Option<CaseRow> =
+                sqlx::query_as(&format!("{CASE_SELECT} WHERE c.number = $1{lock}"))
+                    .bind(number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let Some(row) = row else { return Ok(None) };
             let (state, entries) = decide(&row)?;
             let links = chain(&row.number, row.last_seq + 1, &row.head_hash, &entries);
@@ -376,11 +388,13 @@ impl Store {
     /// Cases in id order after `after_id`, for walking all of them in batches.
     pub async fn cases_after(&self, after_id: i64, limit: i64) -> Result<Vec<CaseRow>> {
         Ok(read!(self, |p, _d| {
-            sqlx::query_as(&format!("{CASE_SELECT} WHERE c.id > $1 ORDER BY c.id LIMIT $2"))
-                .bind(after_id)
-                .bind(limit)
-                .fetch_all(p)
-                .await?
+            sqlx::query_as(&format!(
+                "{CASE_SELECT} WHERE c.id > $1 ORDER BY c.id LIMIT $2"
+            ))
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
         }))
     }
 
@@ -445,9 +459,23 @@ impl Store {
             }
             if let Some(pat) = &pattern {
                 let op = d.ilike();
-                qb.push(" AND (c.number ").push(op).push(" ").push_bind(pat.as_str());
-                for col in ["c.summary", "c.details", "c.caller_name", "c.caller_company", "c.vendor"] {
-                    qb.push(" ESCAPE '\\' OR ").push(col).push(" ").push(op).push(" ").push_bind(pat.as_str());
+                qb.push(" AND (c.number ")
+                    .push(op)
+                    .push(" ")
+                    .push_bind(pat.as_str());
+                for col in [
+                    "c.summary",
+                    "c.details",
+                    "c.caller_name",
+                    "c.caller_company",
+                    "c.vendor",
+                ] {
+                    qb.push(" ESCAPE '\\' OR ")
+                        .push(col)
+                        .push(" ")
+                        .push(op)
+                        .push(" ")
+                        .push_bind(pat.as_str());
                 }
                 qb.push(" ESCAPE '\\')");
             }
@@ -469,7 +497,8 @@ impl Store {
                 qb.push(" AND c.id < ").push_bind(cur.id);
                 qb.push("))");
             }
-            qb.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ").push_bind(f.limit);
+            qb.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ")
+                .push_bind(f.limit);
             qb.build_query_as::<CaseRow>().fetch_all(p).await?
         }))
     }
@@ -496,4 +525,3 @@ impl Store {
         }))
     }
 }
-

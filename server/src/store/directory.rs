@@ -176,7 +176,11 @@ fn date_text(d: NaiveDate) -> String {
 impl Store {
     // ------------------------------------------------------------ organisations
 
-    pub async fn insert_organization(&self, o: &NewOrganization, now: DateTime<Utc>) -> Result<Organization> {
+    pub async fn insert_organization(
+        &self,
+        o: &NewOrganization,
+        now: DateTime<Utc>,
+    ) -> Result<Organization> {
         let row: OrgRow = write!(self, |p, _d| {
             sqlx::query_as(&format!(
                 "INSERT INTO organizations (customer_code, name, phone, email, address, notes, created_at)
@@ -198,10 +202,12 @@ impl Store {
 
     pub async fn organization(&self, id: i64) -> Result<Option<Organization>> {
         let row: Option<OrgRow> = read!(self, |p, _d| {
-            sqlx::query_as(&format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(p)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {ORG_COLS} FROM organizations WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(p)
+            .await?
         });
         Ok(row.map(Into::into))
     }
@@ -225,7 +231,9 @@ impl Store {
     /// serial, or a name substring.
     pub async fn lookup(&self, q: &str, limit: i64) -> Result<Vec<LookupMatch>> {
         let q = q.trim();
-        let digits = phone_digits(q);
+        // Leading zeros (national trunk or international 00 prefix) are
+        // dropped on both sides, so 040 555 1234 finds +49 40 555 1234.
+        let digits = phone_digits(q).trim_start_matches('0').to_string();
         let mut out: Vec<LookupMatch> = Vec::new();
         let mut push = |o: Organization, by: &str, device: Option<i64>| {
             if !out.iter().any(|m| m.organization.id == o.id) {
@@ -237,10 +245,12 @@ impl Store {
             }
         };
         let by_code: Vec<OrgRow> = read!(self, |p, _d| {
-            sqlx::query_as(&format!("SELECT {ORG_COLS} FROM organizations WHERE customer_code = $1"))
-                .bind(q)
-                .fetch_all(p)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {ORG_COLS} FROM organizations WHERE customer_code = $1"
+            ))
+            .bind(q)
+            .fetch_all(p)
+            .await?
         });
         for r in by_code {
             push(r.into(), "customer_code", None);
@@ -272,7 +282,8 @@ impl Store {
             });
             for (org, phone) in orgs {
                 let stored = phone_digits(phone.as_deref().unwrap_or_default());
-                if stored.len() >= 5 && (stored.ends_with(&digits) || digits.ends_with(&stored)) {
+                let stored = stored.trim_start_matches('0');
+                if stored.len() >= 5 && (stored.ends_with(&digits) || digits.ends_with(stored)) {
                     if let Some(o) = self.organization(org).await? {
                         push(o, "phone", None);
                     }
@@ -367,7 +378,12 @@ impl Store {
         })
     }
 
-    pub async fn insert_participant(&self, project_id: i64, pa: &NewParticipant, now: DateTime<Utc>) -> Result<Participant> {
+    pub async fn insert_participant(
+        &self,
+        project_id: i64,
+        pa: &NewParticipant,
+        now: DateTime<Utc>,
+    ) -> Result<Participant> {
         let row: ParticipantRow = write!(self, |p, _d| {
             sqlx::query_as(
                 "INSERT INTO participants (project_id, side, name, role, phone, email, created_at)
@@ -434,7 +450,11 @@ impl Store {
 
     // ------------------------------------------------------------ contracts
 
-    pub async fn insert_contract(&self, c: &ContractRecord, now: DateTime<Utc>) -> Result<Contract> {
+    pub async fn insert_contract(
+        &self,
+        c: &ContractRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Contract> {
         let row: ContractRow = write!(self, |p, _d| {
             let mut tx = p.begin().await?;
             let row: ContractRow = sqlx::query_as(&format!(
@@ -502,7 +522,11 @@ impl Store {
         });
         rows.into_iter()
             .map(|r| {
-                let ids = links.iter().filter(|(c, _)| *c == r.id).map(|(_, d)| *d).collect();
+                let ids = links
+                    .iter()
+                    .filter(|(c, _)| *c == r.id)
+                    .map(|(_, d)| *d)
+                    .collect();
                 r.into_view(ids)
             })
             .collect()

@@ -200,7 +200,10 @@ pub(crate) fn map_db_err(e: sqlx::Error, what: &str) -> Error {
             return Error::invalid(what, "refers to something that does not exist");
         }
         if d.is_check_violation() {
-            return Error::invalid(what, format!("violates a rule of the data model: {}", d.message()));
+            return Error::invalid(
+                what,
+                format!("violates a rule of the data model: {}", d.message()),
+            );
         }
     }
     Error::Database(e)
