@@ -421,7 +421,8 @@ impl Cases {
                 "customers open cases for their own organization only",
             ));
         }
-        if let Some(o) = org {
+        if let Some(o) = org.filter(|_| req.device_id.is_none()) {
+            // (with a device, the device's organisation is checked instead)
             if self.store.organization(o).await?.is_none() {
                 return Err(Error::invalid(
                     "organization_id",
@@ -487,14 +488,10 @@ impl Cases {
         }
         if contract_id.is_none() {
             if let Some(dev) = &device_row {
-                let today = now.date_naive();
                 contract_id = self
                     .store
-                    .contracts_for_device(dev.id)
-                    .await?
-                    .into_iter()
-                    .find(|k| k.active_on(today))
-                    .map(|k| k.id);
+                    .active_contract_for_device(dev.id, now.date_naive())
+                    .await?;
             }
         }
         if org.is_none() && !customer {

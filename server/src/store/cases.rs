@@ -38,6 +38,61 @@ macro_rules! insert_entry {
     }};
 }
 
+/// A case creation waiting for the writer task.
+#[derive(Debug)]
+pub(crate) struct CreateRequest {
+    insert: CaseInsert,
+    entries: Vec<PendingEntry>,
+    reply: tokio::sync::oneshot::Sender<Result<(i64, String)>>,
+}
+
+/// Most creations written in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// The group-commit loop: waits for one creation, takes every other one
+/// already queued (up to [`MAX_BATCH`]), and writes them together. If the
+/// batch fails, each creation is retried alone, so one bad case never fails
+/// the others.
+pub(crate) async fn case_writer(store: Store, mut rx: tokio::sync::mpsc::Receiver<CreateRequest>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let inputs: Vec<(&CaseInsert, &[PendingEntry])> = batch
+            .iter()
+            .map(|r| (&r.insert, r.entries.as_slice()))
+            .collect();
+        match store.insert_cases(&inputs).await {
+            Ok(done) => {
+                for (req, r) in batch.into_iter().zip(done) {
+                    let _ = req.reply.send(Ok(r));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(req) = batch.pop() {
+                    let _ = req.reply.send(Err(e));
+                }
+            }
+            Err(_) => {
+                for req in batch {
+                    let one = store
+                        .insert_cases(&[(&req.insert, req.entries.as_slice())])
+                        .await
+                        .and_then(|mut v| {
+                            v.pop()
+                                .ok_or_else(|| Error::Corrupt("no case inserted".into()))
+                        });
+                    let _ = req.reply.send(one);
+                }
+            }
+        }
+    }
+}
+
 /// A case row with the names of what it refers to.
 #[derive(Debug, Clone, FromRow)]
 pub struct CaseRow {
@@ -238,7 +293,9 @@ fn chain(
 
 impl Store {
     /// Create a case with a fresh number and its first history entries.
-    /// Returns the new case's id and number.
+    /// Returns the new case's id and number. Creations are group-committed:
+    /// a writer task takes every creation waiting at that moment and writes
+    /// them in one transaction (see [`case_writer`]).
     pub async fn insert_case(
         &self,
         c: &CaseInsert,
@@ -249,61 +306,145 @@ impl Store {
                 "a case must start with at least one history entry".into(),
             ));
         }
-        let year = i64::from(c.created_at.year());
+        let Some(tx) = &self.creator else {
+            return self
+                .insert_cases(&[(c, entries)])
+                .await?
+                .pop()
+                .ok_or_else(|| Error::Corrupt("no case inserted".into()));
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let req = CreateRequest {
+            insert: c.clone(),
+            entries: entries.to_vec(),
+            reply,
+        };
+        tx.send(req)
+            .await
+            .map_err(|_| Error::Corrupt("the case writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Corrupt("the case writer has stopped".into()))?
+    }
+
+    /// Insert several cases in one transaction: one counter bump per year,
+    /// one multi-row insert of cases, one of history entries.
+    pub(crate) async fn insert_cases(
+        &self,
+        batch: &[(&CaseInsert, &[PendingEntry])],
+    ) -> Result<Vec<(i64, String)>> {
+        let mut per_year: std::collections::BTreeMap<i64, i64> = Default::default();
+        for (c, _) in batch {
+            *per_year.entry(i64::from(c.created_at.year())).or_default() += 1;
+        }
         write!(self, |p, _d| {
             let mut tx = p.begin().await?;
-            let n: i64 = sqlx::query_scalar(
-                "INSERT INTO case_counters (year, last) VALUES ($1, 1)
-                 ON CONFLICT (year) DO UPDATE SET last = case_counters.last + 1 RETURNING last",
-            )
-            .bind(year)
-            .fetch_one(&mut *tx)
-            .await?;
-            let number = format!("C-{year}-{n:06}");
-            let links = chain(&number, 1, GENESIS, entries);
-            let (last_seq, head) = links
-                .last()
-                .map(|(s, _, h)| (*s, h.clone()))
-                .unwrap_or((0, GENESIS.to_string()));
-            let at = to_micros(c.created_at);
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO cases (number, organization_id, contract_id, device_id, caller_name,
-                    caller_company, caller_phone, caller_email, caller_contract, summary, details,
-                    priority, status, case_type, vendor, channel, assignee_id, created_by,
-                    created_at, updated_at, last_seq, head_hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    $17, $18, $19, $19, $20, $21)
-                 RETURNING id",
-            )
-            .bind(&number)
-            .bind(c.organization_id)
-            .bind(c.contract_id)
-            .bind(c.device_id)
-            .bind(&c.caller_name)
-            .bind(&c.caller_company)
-            .bind(&c.caller_phone)
-            .bind(&c.caller_email)
-            .bind(&c.caller_contract)
-            .bind(&c.summary)
-            .bind(&c.details)
-            .bind(c.priority)
-            .bind(&c.status)
-            .bind(&c.case_type)
-            .bind(&c.vendor)
-            .bind(&c.channel)
-            .bind(c.assignee_id)
-            .bind(c.created_by)
-            .bind(at)
-            .bind(last_seq)
-            .bind(&head)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| map_db_err(e, "case"))?;
-            for (e, (seq, prev, hash)) in entries.iter().zip(links) {
-                insert_entry!(tx, id, seq, e, prev, hash);
+            let mut next: std::collections::BTreeMap<i64, i64> = Default::default();
+            for (year, n) in &per_year {
+                let last: i64 = sqlx::query_scalar(
+                    "INSERT INTO case_counters (year, last) VALUES ($1, $2)
+                     ON CONFLICT (year) DO UPDATE SET last = case_counters.last + $2 RETURNING last",
+                )
+                .bind(year)
+                .bind(n)
+                .fetch_one(&mut *tx)
+                .await?;
+                next.insert(*year, last - n + 1);
+            }
+            // Number each case and chain its first entries.
+            let mut rows = Vec::with_capacity(batch.len());
+            for (c, entries) in batch {
+                let year = i64::from(c.created_at.year());
+                let n = next
+                    .get_mut(&year)
+                    .ok_or_else(|| Error::Corrupt("case year".into()))?;
+                let number = format!("C-{year}-{:06}", *n);
+                *n += 1;
+                let links = chain(&number, 1, GENESIS, entries);
+                let (last_seq, head) = links
+                    .last()
+                    .map(|(s, _, h)| (*s, h.clone()))
+                    .unwrap_or((0, GENESIS.to_string()));
+                rows.push((*c, number, last_seq, head, links, *entries));
+            }
+            let mut ids: std::collections::HashMap<String, i64> = Default::default();
+            for chunk in rows.chunks(500) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO cases (number, organization_id, contract_id, device_id, caller_name,
+                        caller_company, caller_phone, caller_email, caller_contract, summary, details,
+                        priority, status, case_type, vendor, channel, assignee_id, created_by,
+                        created_at, updated_at, last_seq, head_hash) ",
+                );
+                qb.push_values(chunk, |mut b, (c, number, last_seq, head, _, _)| {
+                    let at = to_micros(c.created_at);
+                    b.push_bind(number.as_str())
+                        .push_bind(c.organization_id)
+                        .push_bind(c.contract_id)
+                        .push_bind(c.device_id)
+                        .push_bind(c.caller_name.as_str())
+                        .push_bind(c.caller_company.as_deref())
+                        .push_bind(c.caller_phone.as_deref())
+                        .push_bind(c.caller_email.as_deref())
+                        .push_bind(c.caller_contract.as_deref())
+                        .push_bind(c.summary.as_str())
+                        .push_bind(c.details.as_str())
+                        .push_bind(c.priority)
+                        .push_bind(c.status.as_str())
+                        .push_bind(c.case_type.as_str())
+                        .push_bind(c.vendor.as_deref())
+                        .push_bind(c.channel.as_str())
+                        .push_bind(c.assignee_id)
+                        .push_bind(c.created_by)
+                        .push_bind(at)
+                        .push_bind(at)
+                        .push_bind(*last_seq)
+                        .push_bind(head.as_str());
+                });
+                qb.push(" RETURNING id, number");
+                let got: Vec<(i64, String)> = qb
+                    .build_query_as()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| map_db_err(e, "case"))?;
+                ids.extend(got.into_iter().map(|(id, n)| (n, id)));
+            }
+            let mut entries = Vec::new();
+            for (_, number, _, _, links, es) in &rows {
+                let id = *ids
+                    .get(number)
+                    .ok_or_else(|| Error::Corrupt(format!("case {number} not returned")))?;
+                for (e, (seq, prev, hash)) in es.iter().zip(links) {
+                    entries.push((id, *seq, e, prev.as_str(), hash.as_str()));
+                }
+            }
+            for chunk in entries.chunks(1000) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO activities (case_id, seq, kind, visibility, author_id, author_name, at, body, prev_hash, hash) ",
+                );
+                qb.push_values(chunk, |mut b, (id, seq, e, prev, hash)| {
+                    b.push_bind(*id)
+                        .push_bind(*seq)
+                        .push_bind(e.kind)
+                        .push_bind(e.visibility)
+                        .push_bind(e.author_id)
+                        .push_bind(e.author_name.as_str())
+                        .push_bind(to_micros(e.at))
+                        .push_bind(e.body.as_str())
+                        .push_bind(*prev)
+                        .push_bind(*hash);
+                });
+                qb.build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map_db_err(e, "activity"))?;
             }
             tx.commit().await?;
-            Ok((id, number))
+            rows.iter()
+                .map(|(_, number, ..)| {
+                    ids.get(number)
+                        .map(|id| (*id, number.clone()))
+                        .ok_or_else(|| Error::Corrupt(format!("case {number} not returned")))
+                })
+                .collect()
         })
     }
 

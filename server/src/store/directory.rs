@@ -563,6 +563,26 @@ impl Store {
         Ok(out)
     }
 
+    /// The id of a contract covering the device on `day` (latest ending first).
+    pub async fn active_contract_for_device(
+        &self,
+        device: i64,
+        day: NaiveDate,
+    ) -> Result<Option<i64>> {
+        let day = date_text(day);
+        Ok(read!(self, |p, _d| {
+            sqlx::query_scalar(
+                "SELECT c.id FROM contracts c JOIN contract_devices cd ON cd.contract_id = c.id
+                 WHERE cd.device_id = $1 AND c.starts_on <= $2 AND c.ends_on >= $2
+                 ORDER BY c.ends_on DESC, c.id LIMIT 1",
+            )
+            .bind(device)
+            .bind(&day)
+            .fetch_optional(p)
+            .await?
+        }))
+    }
+
     // ------------------------------------------------------------ devices
 
     pub async fn insert_device(&self, d: &DeviceRecord, now: DateTime<Utc>) -> Result<Device> {

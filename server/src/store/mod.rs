@@ -63,6 +63,8 @@ impl Dialect {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// Queue of the case writer task (group commit); `None` inside that task.
+    creator: Option<tokio::sync::mpsc::Sender<cases::CreateRequest>>,
 }
 
 /// Run `$body` with `$p` bound to a pool that may read.
@@ -136,6 +138,7 @@ impl Store {
                 SQLITE_MIGRATIONS.run(&write).await?;
                 Store {
                     backend: Backend::Sqlite { write, read },
+                    creator: None,
                 }
             }
             Database::Postgres { url } => {
@@ -150,10 +153,16 @@ impl Store {
                 POSTGRES_MIGRATIONS.run(&pool).await?;
                 Store {
                     backend: Backend::Postgres { pool },
+                    creator: None,
                 }
             }
         };
-        Ok(store)
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(cases::case_writer(store.clone(), rx));
+        Ok(Store {
+            creator: Some(tx),
+            ..store
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
