@@ -210,6 +210,13 @@ mod tests {
     }
 
     #[test]
+    fn sample_config_parses() {
+        let text = include_str!("../../packaging/outpost-server.toml");
+        let c = toml::from_str::<FileConfig>(text).map_err(|e| e.to_string());
+        assert_eq!(c.map(|c| c.server.listen), Ok(Some(DEFAULT_LISTEN.to_string())));
+    }
+
+    #[test]
     fn unknown_key_is_refused() {
         let err = toml::from_str::<FileConfig>("[server]\nlisten_addr = \"x\"\n")
             .err()

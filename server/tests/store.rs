@@ -453,3 +453,49 @@ async fn migrations_are_idempotent(s: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 both!(migrations_are_idempotent);
+
+/// Creations are group-committed; one bad creation in a batch fails alone.
+async fn group_commit_isolates_failures(s: &Store) -> anyhow::Result<()> {
+    use outpost_server::store::cases::{CaseInsert, PendingEntry};
+    let a = org(s, "A1").await?;
+    let insert = |org: i64, i: usize| CaseInsert {
+        organization_id: Some(org),
+        contract_id: None,
+        device_id: None,
+        caller_name: "c".into(),
+        caller_company: None,
+        caller_phone: None,
+        caller_email: None,
+        caller_contract: None,
+        summary: format!("case {i}"),
+        details: String::new(),
+        priority: 3,
+        status: "new".into(),
+        case_type: "other".into(),
+        vendor: None,
+        channel: "phone".into(),
+        assignee_id: None,
+        created_by: None,
+        created_at: t0(),
+    };
+    let entry = PendingEntry { kind: "note", visibility: "internal", author_id: None, author_name: "t".into(), at: t0(), body: "{\"kind\":\"note\",\"text\":\"x\"}".into() };
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (s, e) = (s.clone(), entry.clone());
+        // Case 17 names an organisation that does not exist.
+        let c = insert(if i == 17 { 999_999 } else { a.id }, i);
+        tasks.push(tokio::spawn(async move { s.insert_case(&c, &[e]).await }));
+    }
+    let mut ok = std::collections::HashSet::new();
+    let mut failed = 0;
+    for t in tasks {
+        match t.await? {
+            Ok((_, number)) => assert!(ok.insert(number)),
+            Err(Error::Invalid { .. }) => failed += 1,
+            Err(e) => anyhow::bail!("unexpected error {e}"),
+        }
+    }
+    assert_eq!((ok.len(), failed), (39, 1));
+    Ok(())
+}
+both!(group_commit_isolates_failures);
