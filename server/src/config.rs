@@ -213,7 +213,10 @@ mod tests {
     fn sample_config_parses() {
         let text = include_str!("../../packaging/outpost-server.toml");
         let c = toml::from_str::<FileConfig>(text).map_err(|e| e.to_string());
-        assert_eq!(c.map(|c| c.server.listen), Ok(Some(DEFAULT_LISTEN.to_string())));
+        assert_eq!(
+            c.map(|c| c.server.listen),
+            Ok(Some(DEFAULT_LISTEN.to_string()))
+        );
     }
 
     #[test]

@@ -729,3 +729,180 @@ mod tests {
         .is_err());
     }
 }
+
+// ---------------------------------------------------------------- patches
+//
+// A patch names only what changes: an absent field is kept, `null` clears a
+// field that may be empty. Each patch is merged into the matching `New*`
+// request, so the same validation applies as on creation.
+
+/// Deserialise a field that may be absent (keep), null (clear) or a value.
+fn double<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn merge<T: Clone>(patch: &Option<Option<T>>, current: &Option<T>) -> Option<T> {
+    match patch {
+        Some(v) => v.clone(),
+        None => current.clone(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub notes: Option<Option<String>>,
+}
+
+impl OrganizationPatch {
+    pub fn apply(&self, o: &Organization) -> Result<NewOrganization> {
+        NewOrganization {
+            customer_code: o.customer_code.clone(),
+            name: self.name.clone().unwrap_or_else(|| o.name.clone()),
+            phone: merge(&self.phone, &o.phone),
+            email: merge(&self.email, &o.email),
+            address: merge(&self.address, &o.address),
+            notes: merge(&self.notes, &o.notes),
+        }
+        .validate()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    pub site_id: Option<Option<i64>>,
+    #[serde(default)]
+    pub device_type: Option<DeviceType>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    pub firmware_version: Option<Option<String>>,
+    /// ISO date, or null.
+    #[serde(default, deserialize_with = "double")]
+    pub warranty_end: Option<Option<String>>,
+}
+
+impl DevicePatch {
+    /// Vendor and serial identify the device and do not change.
+    pub fn apply(&self, d: &Device) -> Result<DeviceRecord> {
+        NewDevice {
+            organization_id: d.organization_id,
+            site_id: merge(&self.site_id, &d.site_id),
+            name: self.name.clone().unwrap_or_else(|| d.name.clone()),
+            device_type: self.device_type.unwrap_or(d.device_type),
+            vendor: d.vendor.clone(),
+            model: self.model.clone().unwrap_or_else(|| d.model.clone()),
+            serial: d.serial.clone(),
+            firmware_version: merge(&self.firmware_version, &d.firmware_version),
+            warranty_end: merge(
+                &self.warranty_end,
+                &d.warranty_end.map(|w| w.format("%Y-%m-%d").to_string()),
+            ),
+        }
+        .validate()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContractPatch {
+    /// ISO date.
+    #[serde(default)]
+    pub starts_on: Option<String>,
+    /// ISO date (e.g. a renewal).
+    #[serde(default)]
+    pub ends_on: Option<String>,
+    #[serde(default)]
+    pub coverage: Option<Coverage>,
+    #[serde(default, deserialize_with = "double")]
+    pub sla_policy: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub calendar: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub description: Option<Option<String>>,
+    /// The complete new set of covered devices.
+    #[serde(default)]
+    pub device_ids: Option<Vec<i64>>,
+}
+
+impl ContractPatch {
+    /// The number identifies the contract and does not change.
+    pub fn apply(&self, c: &Contract) -> Result<ContractRecord> {
+        let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+        NewContract {
+            organization_id: c.organization_id,
+            number: c.number.clone(),
+            starts_on: self.starts_on.clone().unwrap_or_else(|| day(c.starts_on)),
+            ends_on: self.ends_on.clone().unwrap_or_else(|| day(c.ends_on)),
+            coverage: self.coverage.unwrap_or(c.coverage),
+            sla_policy: merge(&self.sla_policy, &c.sla_policy),
+            calendar: merge(&self.calendar, &c.calendar),
+            description: merge(&self.description, &c.description),
+            device_ids: self
+                .device_ids
+                .clone()
+                .unwrap_or_else(|| c.device_ids.clone()),
+        }
+        .validate()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub mobile: Option<Option<String>>,
+    /// Managers only, 1..=5 (admins).
+    #[serde(default)]
+    pub manager_level: Option<i64>,
+    /// false deactivates the user: every token is refused at once (admins).
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+impl UserPatch {
+    /// Whether the patch touches what only an admin may change.
+    pub fn needs_admin(&self) -> bool {
+        self.manager_level.is_some() || self.active.is_some()
+    }
+
+    /// Username, role and organisation do not change; returns the validated
+    /// record and the new active flag.
+    pub fn apply(&self, u: &User) -> Result<(NewUser, bool)> {
+        let rec = NewUser {
+            username: u.username.clone(),
+            display_name: self
+                .display_name
+                .clone()
+                .unwrap_or_else(|| u.display_name.clone()),
+            email: merge(&self.email, &u.email),
+            mobile: merge(&self.mobile, &u.mobile),
+            role: u.role,
+            manager_level: self.manager_level.or(u.manager_level),
+            organization_id: u.organization_id,
+        }
+        .validate()?;
+        Ok((rec, self.active.unwrap_or(u.active)))
+    }
+}

@@ -203,7 +203,14 @@ async fn directory_and_constraints(s: &Store) -> anyhow::Result<()> {
     .validate()?;
     let k = s.insert_contract(&good, t0()).await?;
     assert_eq!(k.device_ids, vec![da.id]);
-    assert_eq!(s.contracts_for_device(da.id).await?.len(), 1);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap_or_default();
+    assert_eq!(s.active_contract_for_device(da.id, day).await?, Some(k.id));
+    let later = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap_or_default();
+    assert_eq!(
+        s.active_contract_for_device(da.id, later).await?,
+        None,
+        "expired contracts do not cover"
+    );
     // Foreign keys.
     let site = NewSite {
         organization_id: 999,
@@ -478,7 +485,14 @@ async fn group_commit_isolates_failures(s: &Store) -> anyhow::Result<()> {
         created_by: None,
         created_at: t0(),
     };
-    let entry = PendingEntry { kind: "note", visibility: "internal", author_id: None, author_name: "t".into(), at: t0(), body: "{\"kind\":\"note\",\"text\":\"x\"}".into() };
+    let entry = PendingEntry {
+        kind: "note",
+        visibility: "internal",
+        author_id: None,
+        author_name: "t".into(),
+        at: t0(),
+        body: "{\"kind\":\"note\",\"text\":\"x\"}".into(),
+    };
     let mut tasks = Vec::new();
     for i in 0..40 {
         let (s, e) = (s.clone(), entry.clone());

@@ -144,6 +144,23 @@ impl Server {
         Ok(s)
     }
 
+    /// Start another `serve` process on the same data (a replica; PostgreSQL).
+    /// Returns its base URL and the process, which the caller must stop.
+    pub fn start_replica(&self) -> Result<(String, Replica)> {
+        let log = self.dir.path().join("replica.log");
+        let mut child = Command::new(bin("outpost-server"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(self.data_args())
+            .env("OUTPOST_LOG", "info")
+            .env_remove("OUTPOST_DATABASE_URL")
+            .env_remove("OUTPOST_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let base = wait_for_listen(&log, &mut child)?;
+        Ok((base, Replica(child)))
+    }
+
     /// The data flags every subcommand takes.
     pub fn data_args(&self) -> Vec<String> {
         let mut a = vec![
@@ -272,6 +289,16 @@ impl Server {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A second server process; stopped when dropped.
+pub struct Replica(Child);
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

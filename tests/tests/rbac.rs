@@ -516,6 +516,7 @@ async fn isolation(backend: Backend) -> Result<()> {
         format!("/api/v1/cases?organization_id={}", w.org_b),
         format!("/api/v1/sites?organization_id={}", w.org_b),
         format!("/api/v1/contracts?organization_id={}", w.org_b),
+        "/api/v1/contracts/2".to_string(),
     ] {
         let (st, v) = s.get(&path, &w.customer_a).await?;
         assert_eq!(st, 404, "customer A on {path}: {v}");

@@ -272,3 +272,95 @@ pub async fn get_device(
         .ok_or_else(|| Error::not_found(format!("device {id}")))?;
     Ok(Json(d))
 }
+
+/// Change an organisation (the customer ID stays).
+#[utoipa::path(patch, path = "/api/v1/organizations/{id}", tag = "directory", request_body = OrganizationPatch,
+    params(("id" = i64, Path, description = "Organization id")),
+    responses((status = 200, body = Organization), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_organization(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<OrganizationPatch>,
+) -> ApiResult<Json<Organization>> {
+    who.require(Action::WriteDirectory)?;
+    let current = s
+        .store
+        .organization(id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("organization {id}")))?;
+    Ok(Json(
+        s.store
+            .update_organization(id, &req.apply(&current)?)
+            .await?,
+    ))
+}
+
+/// One contract.
+#[utoipa::path(get, path = "/api/v1/contracts/{id}", tag = "directory",
+    params(("id" = i64, Path, description = "Contract id")),
+    responses((status = 200, body = Contract), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_contract(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Contract>> {
+    who.require(Action::ReadDirectory)?;
+    let c = s
+        .store
+        .contracts(None, Some(id))
+        .await?
+        .pop()
+        .filter(|c| who.sees_organization(Some(c.organization_id)))
+        .ok_or_else(|| Error::not_found(format!("contract {id}")))?;
+    Ok(Json(c))
+}
+
+/// Change a contract's terms or covered devices (the number stays).
+#[utoipa::path(patch, path = "/api/v1/contracts/{id}", tag = "directory", request_body = ContractPatch,
+    params(("id" = i64, Path, description = "Contract id")),
+    responses((status = 200, body = Contract), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_contract(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ContractPatch>,
+) -> ApiResult<Json<Contract>> {
+    who.require(Action::WriteDirectory)?;
+    let current = s
+        .store
+        .contracts(None, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found(format!("contract {id}")))?;
+    Ok(Json(
+        s.store.update_contract(id, &req.apply(&current)?).await?,
+    ))
+}
+
+/// Change a device (vendor and serial stay).
+#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "directory", request_body = DevicePatch,
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 200, body = Device), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_device(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<DevicePatch>,
+) -> ApiResult<Json<Device>> {
+    who.require(Action::WriteDirectory)?;
+    let current = s
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("device {id}")))?;
+    Ok(Json(
+        s.store.update_device(id, &req.apply(&current)?).await?,
+    ))
+}

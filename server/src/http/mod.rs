@@ -110,7 +110,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             directory::create_organization,
             directory::list_organizations
         ))
-        .routes(routes!(directory::get_organization))
+        .routes(routes!(
+            directory::get_organization,
+            directory::update_organization
+        ))
         .routes(routes!(directory::lookup))
         .routes(routes!(directory::create_site, directory::list_sites))
         .routes(routes!(directory::create_project, directory::list_projects))
@@ -119,10 +122,12 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             directory::create_contract,
             directory::list_contracts
         ))
+        .routes(routes!(directory::get_contract, directory::update_contract))
         .routes(routes!(directory::create_device, directory::list_devices))
-        .routes(routes!(directory::get_device))
+        .routes(routes!(directory::get_device, directory::update_device))
         .routes(routes!(users::me))
         .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(users::create_token, users::list_tokens))
         .routes(routes!(users::revoke_token))
         .routes(routes!(users::add_ssh_key, users::list_ssh_keys))

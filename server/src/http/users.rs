@@ -10,7 +10,7 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, Auth};
 use super::AppState;
 use crate::auth::{generate_token, hash_token, Action, Principal};
-use crate::directory::{parse_ssh_key, NewSshKey, NewUser, SshKey, User};
+use crate::directory::{parse_ssh_key, NewSshKey, NewUser, SshKey, User, UserPatch};
 use crate::error::Error;
 use crate::store::auth::TokenInfo;
 
@@ -82,6 +82,44 @@ pub async fn list_users(State(s): State<AppState>, Auth(who): Auth) -> ApiResult
         return Err(Error::forbidden("customers may not list users").into());
     }
     Ok(Json(s.store.users(None, None).await?))
+}
+
+/// One user (yourself, or anyone if admin).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_user(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(target_user(&s, &who, id).await?))
+}
+
+/// Change a user. Anyone may change their own name, e-mail and mobile;
+/// admins also the manager level and `active` (false refuses the user's
+/// tokens at once).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<UserPatch>,
+) -> ApiResult<Json<User>> {
+    let user = target_user(&s, &who, id).await?;
+    if req.needs_admin() {
+        who.require(Action::ManageUsers)?;
+    }
+    if id == who.user_id && req.active == Some(false) {
+        return Err(Error::invalid("active", "you cannot deactivate yourself").into());
+    }
+    let (rec, active) = req.apply(&user)?;
+    Ok(Json(s.store.update_user(id, &rec, active).await?))
 }
 
 /// Issue an API token for a user (yourself, or anyone if admin).

@@ -98,6 +98,27 @@ impl Store {
         row.into_view()
     }
 
+    pub async fn update_user(&self, id: i64, u: &NewUser, active: bool) -> Result<User> {
+        let row: Option<UserRow> = write!(self, |p, _d| {
+            sqlx::query_as(&format!(
+                "UPDATE users SET display_name = $1, email = $2, mobile = $3, manager_level = $4, active = $5
+                 WHERE id = $6 RETURNING {USER_COLS}"
+            ))
+            .bind(&u.display_name)
+            .bind(&u.email)
+            .bind(&u.mobile)
+            .bind(u.manager_level)
+            .bind(active)
+            .bind(id)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| map_db_err(e, "user"))?
+        });
+        row.map(UserRow::into_view)
+            .transpose()?
+            .ok_or_else(|| crate::error::Error::not_found(format!("user {id}")))
+    }
+
     pub async fn user(&self, id: i64) -> Result<Option<User>> {
         let row: Option<UserRow> = read!(self, |p, _d| {
             sqlx::query_as(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))

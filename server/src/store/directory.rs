@@ -310,6 +310,26 @@ impl Store {
         Ok(out)
     }
 
+    pub async fn update_organization(&self, id: i64, o: &NewOrganization) -> Result<Organization> {
+        let row: Option<OrgRow> = write!(self, |p, _d| {
+            sqlx::query_as(&format!(
+                "UPDATE organizations SET name = $1, phone = $2, email = $3, address = $4, notes = $5
+                 WHERE id = $6 RETURNING {ORG_COLS}"
+            ))
+            .bind(&o.name)
+            .bind(&o.phone)
+            .bind(&o.email)
+            .bind(&o.address)
+            .bind(&o.notes)
+            .bind(id)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| map_db_err(e, "organization"))?
+        });
+        row.map(Into::into)
+            .ok_or_else(|| Error::not_found(format!("organization {id}")))
+    }
+
     // ------------------------------------------------------------ sites
 
     pub async fn insert_site(&self, s: &NewSite, now: DateTime<Utc>) -> Result<Site> {
@@ -497,6 +517,58 @@ impl Store {
         row.into_view(c.device_ids.clone())
     }
 
+    /// Rewrite a contract's terms and its set of covered devices, atomically.
+    pub async fn update_contract(&self, id: i64, c: &ContractRecord) -> Result<Contract> {
+        write!(self, |p, _d| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE contracts SET starts_on = $1, ends_on = $2, coverage = $3, sla_policy = $4,
+                    calendar = $5, description = $6 WHERE id = $7",
+            )
+            .bind(date_text(c.starts_on))
+            .bind(date_text(c.ends_on))
+            .bind(c.coverage.as_str())
+            .bind(&c.sla_policy)
+            .bind(&c.calendar)
+            .bind(&c.description)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_db_err(e, "contract"))?
+            .rows_affected();
+            if n == 0 {
+                return Err(Error::not_found(format!("contract {id}")));
+            }
+            sqlx::query("DELETE FROM contract_devices WHERE contract_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for d in &c.device_ids {
+                let n = sqlx::query(
+                    "INSERT INTO contract_devices (contract_id, device_id)
+                     SELECT $1, id FROM devices WHERE id = $2 AND organization_id = $3",
+                )
+                .bind(id)
+                .bind(d)
+                .bind(c.organization_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Err(Error::invalid(
+                        "device_ids",
+                        format!("device {d} does not exist or belongs to another organization"),
+                    ));
+                }
+            }
+            tx.commit().await?;
+        });
+        self.contracts(None, Some(id))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found(format!("contract {id}")))
+    }
+
     pub async fn contracts(&self, org: Option<i64>, id: Option<i64>) -> Result<Vec<Contract>> {
         let rows: Vec<ContractRow> = read!(self, |p, _d| {
             sqlx::query_as(&format!(
@@ -543,24 +615,6 @@ impl Store {
             Some(id) => Ok(self.contracts(None, Some(id)).await?.pop()),
             None => Ok(None),
         }
-    }
-
-    /// Contracts covering a device, newest first.
-    pub async fn contracts_for_device(&self, device: i64) -> Result<Vec<Contract>> {
-        let ids: Vec<i64> = read!(self, |p, _d| {
-            sqlx::query_scalar(
-                "SELECT c.id FROM contracts c JOIN contract_devices cd ON cd.contract_id = c.id
-                 WHERE cd.device_id = $1 ORDER BY c.ends_on DESC",
-            )
-            .bind(device)
-            .fetch_all(p)
-            .await?
-        });
-        let mut out = Vec::new();
-        for id in ids {
-            out.extend(self.contracts(None, Some(id)).await?);
-        }
-        Ok(out)
     }
 
     /// The id of a contract covering the device on `day` (latest ending first).
@@ -617,6 +671,40 @@ impl Store {
             .map_err(|e| map_db_err(e, "serial"))?
         });
         row.into_view()
+    }
+
+    /// Rewrite a device's editable fields (vendor and serial stay).
+    pub async fn update_device(&self, id: i64, d: &DeviceRecord) -> Result<Device> {
+        if let Some(site) = d.site_id {
+            match self.site(site).await? {
+                Some(s) if s.organization_id == d.organization_id => {}
+                _ => {
+                    return Err(Error::invalid(
+                        "site_id",
+                        format!("site {site} does not exist or belongs to another organization"),
+                    ))
+                }
+            }
+        }
+        let row: Option<DeviceRow> = write!(self, |p, _d| {
+            sqlx::query_as(&format!(
+                "UPDATE devices SET site_id = $1, name = $2, device_type = $3, model = $4,
+                    firmware_version = $5, warranty_end = $6 WHERE id = $7 RETURNING {DEVICE_COLS}"
+            ))
+            .bind(d.site_id)
+            .bind(&d.name)
+            .bind(d.device_type.as_str())
+            .bind(&d.model)
+            .bind(&d.firmware_version)
+            .bind(d.warranty_end.map(date_text))
+            .bind(id)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| map_db_err(e, "device"))?
+        });
+        row.map(DeviceRow::into_view)
+            .transpose()?
+            .ok_or_else(|| Error::not_found(format!("device {id}")))
     }
 
     pub async fn device(&self, id: i64) -> Result<Option<Device>> {
