@@ -12,50 +12,34 @@ use super::model::{ActivityBody, Case};
 /// The `prev_hash` of the first entry of every case.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Everything an entry's hash covers, serialised with a fixed field order.
+/// The fields of one entry that its hash covers. Serialised as JSON in this
+/// field order, after a version prefix; changing either changes every hash.
 #[derive(Serialize)]
-struct HashInput<'a> {
-    v: u32,
-    case: &'a str,
-    seq: i64,
-    kind: &'a str,
-    visibility: &'a str,
-    author_id: Option<i64>,
-    author_name: &'a str,
-    at: i64,
-    body: &'a str,
-    prev: &'a str,
-}
-
-/// The fields of one entry that the hash covers.
 pub struct EntryFields<'a> {
+    #[serde(rename = "case")]
     pub case_number: &'a str,
     pub seq: i64,
     pub kind: &'a str,
     pub visibility: &'a str,
     pub author_id: Option<i64>,
     pub author_name: &'a str,
+    #[serde(rename = "at")]
     pub at_micros: i64,
     pub body: &'a str,
+    #[serde(rename = "prev")]
     pub prev_hash: &'a str,
 }
 
+/// Domain separation and format version of the history hash.
+const HASH_PREFIX: &[u8] = b"outpost-history-v1\n";
+
 pub fn entry_hash(e: &EntryFields<'_>) -> String {
-    let input = HashInput {
-        v: 1,
-        case: e.case_number,
-        seq: e.seq,
-        kind: e.kind,
-        visibility: e.visibility,
-        author_id: e.author_id,
-        author_name: e.author_name,
-        at: e.at_micros,
-        body: e.body,
-        prev: e.prev_hash,
-    };
     // Serialising a struct of plain strings and integers cannot fail.
-    let bytes = serde_json::to_vec(&input).unwrap_or_default();
-    hex::encode(Sha256::digest(bytes))
+    let json = serde_json::to_vec(e).unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(HASH_PREFIX);
+    h.update(&json);
+    hex::encode(h.finalize())
 }
 
 /// A stored activity row as `admin verify` reads it (kind kept as text so a
@@ -216,4 +200,156 @@ pub fn verify_chain(case: &Case, entries: &[StoredEntry]) -> Vec<Finding> {
 
 fn short(h: &str) -> &str {
     h.get(..12).unwrap_or(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::model::{CaseType, Channel, Priority};
+    use crate::cases::{Caller, Status};
+
+    fn case(last_seq: i64, head: &str) -> Case {
+        let t = crate::clock::from_micros(0);
+        Case {
+            id: 1,
+            number: "C-2026-000001".into(),
+            organization_id: Some(1),
+            contract_id: None,
+            device_id: None,
+            caller: Caller::default(),
+            summary: "s".into(),
+            details: String::new(),
+            priority: Priority::P2,
+            status: Status::New,
+            case_type: CaseType::Other,
+            vendor: None,
+            channel: Channel::Phone,
+            assignee_id: None,
+            created_by: None,
+            created_at: t,
+            updated_at: t,
+            responded_at: None,
+            resolved_at: None,
+            closed_at: None,
+            last_seq,
+            head_hash: head.into(),
+        }
+    }
+
+    /// Build a valid chain of an `opened` entry and `n` notes.
+    fn chain(n: usize) -> Vec<StoredEntry> {
+        let mut out: Vec<StoredEntry> = Vec::new();
+        let mut bodies = vec![serde_json::to_string(&ActivityBody::Opened {
+            summary: "s".into(),
+            priority: Priority::P2,
+            channel: Channel::Phone,
+            case_type: CaseType::Other,
+        })
+        .unwrap_or_default()];
+        for i in 0..n {
+            bodies.push(format!("{{\"kind\":\"note\",\"text\":\"note {i}\"}}"));
+        }
+        for (i, body) in bodies.into_iter().enumerate() {
+            let kind = if i == 0 { "opened" } else { "note" };
+            let prev = out
+                .last()
+                .map(|e| e.hash.clone())
+                .unwrap_or_else(|| GENESIS.to_string());
+            let seq = i as i64 + 1;
+            let hash = entry_hash(&EntryFields {
+                case_number: "C-2026-000001",
+                seq,
+                kind,
+                visibility: "public",
+                author_id: Some(7),
+                author_name: "Erik",
+                at_micros: 1_000 * seq,
+                body: &body,
+                prev_hash: &prev,
+            });
+            out.push(StoredEntry {
+                seq,
+                kind: kind.into(),
+                visibility: "public".into(),
+                author_id: Some(7),
+                author_name: "Erik".into(),
+                at: 1_000 * seq,
+                body,
+                prev_hash: prev,
+                hash,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn hash_is_stable() {
+        // A fixed vector: a change of the hashed format must be deliberate.
+        let h = entry_hash(&EntryFields {
+            case_number: "C-2026-000001",
+            seq: 1,
+            kind: "note",
+            visibility: "internal",
+            author_id: None,
+            author_name: "a",
+            at_micros: 0,
+            body: "{}",
+            prev_hash: GENESIS,
+        });
+        // Computed independently: sha256("outpost-history-v1\n" + compact JSON).
+        assert_eq!(
+            h,
+            "1cec44e831892fa0ee3a03b0a0b8aae9d5387eddcc6ca7d2491ae406a67dbc73"
+        );
+    }
+
+    #[test]
+    fn intact_chain_has_no_findings() {
+        let entries = chain(3);
+        let head = entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+        assert!(verify_chain(&case(4, &head), &entries).is_empty());
+    }
+
+    #[test]
+    fn altered_removed_and_truncated_entries_are_found() {
+        let entries = chain(3);
+        let head = entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+        let c = case(4, &head);
+
+        let mut altered = entries.clone();
+        altered[2].body = "{\"kind\":\"note\",\"text\":\"changed\"}".into();
+        let f = verify_chain(&c, &altered);
+        assert!(
+            f.iter()
+                .any(|f| f.seq == Some(3) && f.problem.contains("altered")),
+            "{f:?}"
+        );
+
+        let mut removed = entries.clone();
+        removed.remove(1);
+        let f = verify_chain(&c, &removed);
+        assert!(
+            f.iter()
+                .any(|f| f.seq == Some(3) && f.problem.contains("removed")),
+            "{f:?}"
+        );
+
+        let truncated = entries[..3].to_vec();
+        let f = verify_chain(&c, &truncated);
+        assert!(
+            f.iter()
+                .any(|f| f.seq.is_none() && f.problem.contains("records 4 entries")),
+            "{f:?}"
+        );
+
+        let mut bad_status = c.clone();
+        bad_status.status = Status::Closed;
+        let f = verify_chain(&bad_status, &entries);
+        assert!(
+            f.iter().any(|f| f
+                .problem
+                .contains("status is closed but the history says new")),
+            "{f:?}"
+        );
+    }
 }

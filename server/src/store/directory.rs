@@ -164,6 +164,32 @@ impl DeviceRow {
     }
 }
 
+/// Link a contract to each of `$c.device_ids` inside the transaction `$tx`;
+/// a device that does not exist or belongs to another organisation fails the
+/// whole transaction, naming the device.
+macro_rules! link_devices {
+    ($tx:expr, $contract:expr, $c:expr) => {
+        for d in &$c.device_ids {
+            let n = sqlx::query(
+                "INSERT INTO contract_devices (contract_id, device_id)
+                 SELECT $1, id FROM devices WHERE id = $2 AND organization_id = $3",
+            )
+            .bind($contract)
+            .bind(d)
+            .bind($c.organization_id)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(Error::invalid(
+                    "device_ids",
+                    format!("device {d} does not exist or belongs to another organization"),
+                ));
+            }
+        }
+    };
+}
+
 const ORG_COLS: &str = "id, customer_code, name, phone, email, address, notes, created_at";
 const SITE_COLS: &str = "id, organization_id, name, address, timezone, created_at";
 const CONTRACT_COLS: &str = "id, organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, created_at";
@@ -493,24 +519,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| map_db_err(e, "number"))?;
-            for d in &c.device_ids {
-                let n = sqlx::query(
-                    "INSERT INTO contract_devices (contract_id, device_id)
-                     SELECT $1, id FROM devices WHERE id = $2 AND organization_id = $3",
-                )
-                .bind(row.id)
-                .bind(d)
-                .bind(c.organization_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    return Err(Error::invalid(
-                        "device_ids",
-                        format!("device {d} does not exist or belongs to another organization"),
-                    ));
-                }
-            }
+            link_devices!(tx, row.id, c);
             tx.commit().await?;
             row
         });
@@ -543,24 +552,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            for d in &c.device_ids {
-                let n = sqlx::query(
-                    "INSERT INTO contract_devices (contract_id, device_id)
-                     SELECT $1, id FROM devices WHERE id = $2 AND organization_id = $3",
-                )
-                .bind(id)
-                .bind(d)
-                .bind(c.organization_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    return Err(Error::invalid(
-                        "device_ids",
-                        format!("device {d} does not exist or belongs to another organization"),
-                    ));
-                }
-            }
+            link_devices!(tx, id, c);
             tx.commit().await?;
         });
         self.contracts(None, Some(id))
@@ -640,17 +632,7 @@ impl Store {
     // ------------------------------------------------------------ devices
 
     pub async fn insert_device(&self, d: &DeviceRecord, now: DateTime<Utc>) -> Result<Device> {
-        if let Some(site) = d.site_id {
-            match self.site(site).await? {
-                Some(s) if s.organization_id == d.organization_id => {}
-                _ => {
-                    return Err(Error::invalid(
-                        "site_id",
-                        format!("site {site} does not exist or belongs to another organization"),
-                    ))
-                }
-            }
-        }
+        self.check_site(d).await?;
         let row: DeviceRow = write!(self, |p, _d| {
             sqlx::query_as(&format!(
                 "INSERT INTO devices (organization_id, site_id, name, device_type, vendor, model, serial, firmware_version, warranty_end, created_at)
@@ -675,17 +657,7 @@ impl Store {
 
     /// Rewrite a device's editable fields (vendor and serial stay).
     pub async fn update_device(&self, id: i64, d: &DeviceRecord) -> Result<Device> {
-        if let Some(site) = d.site_id {
-            match self.site(site).await? {
-                Some(s) if s.organization_id == d.organization_id => {}
-                _ => {
-                    return Err(Error::invalid(
-                        "site_id",
-                        format!("site {site} does not exist or belongs to another organization"),
-                    ))
-                }
-            }
-        }
+        self.check_site(d).await?;
         let row: Option<DeviceRow> = write!(self, |p, _d| {
             sqlx::query_as(&format!(
                 "UPDATE devices SET site_id = $1, name = $2, device_type = $3, model = $4,
@@ -705,6 +677,18 @@ impl Store {
         row.map(DeviceRow::into_view)
             .transpose()?
             .ok_or_else(|| Error::not_found(format!("device {id}")))
+    }
+
+    /// A device's site must exist and belong to the device's organisation.
+    async fn check_site(&self, d: &DeviceRecord) -> Result<()> {
+        let Some(site) = d.site_id else { return Ok(()) };
+        match self.site(site).await? {
+            Some(s) if s.organization_id == d.organization_id => Ok(()),
+            _ => Err(Error::invalid(
+                "site_id",
+                format!("site {site} does not exist or belongs to another organization"),
+            )),
+        }
     }
 
     pub async fn device(&self, id: i64) -> Result<Option<Device>> {
