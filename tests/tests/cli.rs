@@ -300,6 +300,18 @@ async fn admin_commands_and_config_errors() -> Result<()> {
         &dir.path().display().to_string(),
     ])?;
     assert!(String::from_utf8_lossy(&out.stderr).contains("256.0.0.1:80"));
+    // OUTPOST_DATABASE_URL selects PostgreSQL without any file or flag.
+    let pg = outpost_tests::PgDatabase::create().await?;
+    let out = Command::new(bin("outpost-server"))
+        .args(["migrate", "--data-dir", &dir.path().display().to_string()])
+        .env("OUTPOST_DATABASE_URL", &pg.url)
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("PostgreSQL at"),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A config file gives the same data to every subcommand.
     let f = dir.path().join("ok.toml");
     std::fs::write(

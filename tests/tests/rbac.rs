@@ -541,6 +541,17 @@ async fn isolation(backend: Backend) -> Result<()> {
         .post("/api/v1/cases", &w.customer_a, json!({ "caller": { "name": "X" }, "summary": "s", "priority": "P3", "organization_id": w.org_b }))
         .await?;
     assert_eq!(st, 422, "{v}");
+    let (st, v) = s
+        .post("/api/v1/cases", &w.customer_a, json!({ "caller": { "name": "X" }, "summary": "s", "priority": "P3", "contract": "K-B200" }))
+        .await?;
+    assert_eq!(st, 422, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not exist"),
+        "no hint that B's contract exists: {v}"
+    );
     // Customers may close a resolved case and reopen it, nothing else.
     let n = &a_cases[1];
     let (st, _) = s

@@ -471,10 +471,17 @@ impl Cases {
                     contract_id = Some(k.id);
                     break;
                 }
-                Some(_) if field == "contract" => {
+                // Customers are not told that another customer's contract exists.
+                Some(_) if field == "contract" && !customer => {
                     return Err(Error::invalid(
                         field,
                         format!("contract {number} belongs to another organization"),
+                    ))
+                }
+                Some(_) if field == "contract" => {
+                    return Err(Error::invalid(
+                        field,
+                        format!("contract {number} does not exist"),
                     ))
                 }
                 None if field == "contract" => {
