@@ -10,5 +10,6 @@ pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod http;
+pub mod sla;
 pub mod store;
 pub mod validate;
