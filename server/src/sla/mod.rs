@@ -1,7 +1,7 @@
-//! SLA: business calendars, policies and the clocks computed from them.
-//! (The durable timer service that fires reminders and escalations builds on
-//! these; see issue 3.)
+//! SLA: business calendars, policies, the clocks computed from them, and the
+//! durable timer service that fires deadlines.
 
 pub mod calendar;
 pub mod clock;
 pub mod policy;
+pub mod timers;

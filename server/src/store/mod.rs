@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod cases;
 pub mod directory;
+pub mod timers;
 
 pub use cases::{CaseFilter, CaseRow, Cursor};
 

@@ -1,0 +1,163 @@
+//! SQL for durable timers (see `migrations/*/0002_timers.sql`).
+//!
+//! Claiming is one statement that selects the earliest due rows and sets
+//! their lease; on PostgreSQL it skips rows another replica is claiming at the
+//! same moment (`FOR UPDATE SKIP LOCKED`), on SQLite the single writer
+//! serialises it. A row is claimable when it is not fired, is due, and has no
+//! live lease.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::{read, write, Dialect, Store};
+use crate::clock::{from_micros, to_micros};
+use crate::error::Result;
+
+/// One timer as stored.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct TimerRow {
+    pub id: i64,
+    pub owner: String,
+    pub kind: String,
+    pub due_at: i64,
+    pub payload: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub fired_at: Option<i64>,
+    pub late: bool,
+}
+
+impl TimerRow {
+    pub fn due(&self) -> DateTime<Utc> {
+        from_micros(self.due_at)
+    }
+}
+
+const TIMER_COLS: &str = "id, owner, kind, due_at, payload, attempts, last_error, fired_at, late";
+
+impl Store {
+    /// Create a timer, or move it if it has not fired yet. A fired timer is
+    /// left alone: each (owner, kind) fires once.
+    pub async fn schedule_timer(
+        &self,
+        owner: &str,
+        kind: &str,
+        due_at: DateTime<Utc>,
+        payload: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        write!(self, |p, _d| {
+            sqlx::query(
+                "INSERT INTO timers (owner, kind, due_at, payload, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (owner, kind) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload
+                 WHERE timers.fired_at IS NULL",
+            )
+            .bind(owner)
+            .bind(kind)
+            .bind(to_micros(due_at))
+            .bind(payload)
+            .bind(to_micros(now))
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Cancel a pending timer; `kind = None` cancels all of the owner's.
+    pub async fn cancel_timers(&self, owner: &str, kind: Option<&str>) -> Result<u64> {
+        Ok(write!(self, |p, _d| {
+            sqlx::query("DELETE FROM timers WHERE owner = $1 AND ($2 IS NULL OR kind = $2) AND fired_at IS NULL")
+                .bind(owner)
+                .bind(kind)
+                .execute(p)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    pub async fn timer(&self, owner: &str, kind: &str) -> Result<Option<TimerRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(&format!(
+                "SELECT {TIMER_COLS} FROM timers WHERE owner = $1 AND kind = $2"
+            ))
+            .bind(owner)
+            .bind(kind)
+            .fetch_optional(p)
+            .await?
+        }))
+    }
+
+    /// When the next pending timer becomes claimable (its due time, or the
+    /// end of a live lease), if there is one. An index lookup, not a scan.
+    pub async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> = read!(self, |p, d| {
+            let greatest = match d {
+                Dialect::Sqlite => "MAX",
+                Dialect::Postgres => "GREATEST",
+            };
+            sqlx::query_scalar(&format!(
+                "SELECT MIN({greatest}(due_at, COALESCE(claimed_until, due_at))) FROM timers WHERE fired_at IS NULL"
+            ))
+            .fetch_one(p)
+            .await?
+        });
+        Ok(at.map(from_micros))
+    }
+
+    /// Claim up to `limit` due timers, earliest first, until `lease_until`.
+    pub async fn claim_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<TimerRow>> {
+        let now = to_micros(now);
+        Ok(write!(self, |p, d| {
+            let skip = match d {
+                Dialect::Sqlite => "",
+                Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            };
+            sqlx::query_as(&format!(
+                "UPDATE timers SET claimed_until = $1, attempts = attempts + 1
+                 WHERE id IN (SELECT id FROM timers WHERE fired_at IS NULL AND due_at <= $2
+                              AND (claimed_until IS NULL OR claimed_until <= $2)
+                              ORDER BY due_at, id LIMIT $3{skip})
+                 RETURNING {TIMER_COLS}"
+            ))
+            .bind(to_micros(lease_until))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Record that a claimed timer fired.
+    pub async fn complete_timer(&self, id: i64, fired_at: DateTime<Utc>, late: bool) -> Result<()> {
+        write!(self, |p, _d| {
+            sqlx::query(
+                "UPDATE timers SET fired_at = $1, late = $2, claimed_until = NULL WHERE id = $3",
+            )
+            .bind(to_micros(fired_at))
+            .bind(late)
+            .bind(id)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Record a failed attempt; the timer becomes claimable again at `retry_at`.
+    pub async fn fail_timer(&self, id: i64, retry_at: DateTime<Utc>, error: &str) -> Result<()> {
+        let error: String = error.chars().take(2000).collect();
+        write!(self, |p, _d| {
+            sqlx::query("UPDATE timers SET claimed_until = $1, last_error = $2 WHERE id = $3 AND fired_at IS NULL")
+                .bind(to_micros(retry_at))
+                .bind(&error)
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+}
