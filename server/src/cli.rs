@@ -262,11 +262,25 @@ pub async fn serve(
         config = %config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none (defaults)".into()),
         "outpost-server ready: API at http://{addr}/api/v1, OpenAPI at http://{addr}/api/v1/openapi.json"
     );
-    let app = crate::http::router(crate::http::AppState::new(store.clone(), clock));
-    axum::serve(listener, app)
+    // The SLA engine schedules every open case's deadlines and records them
+    // as they come due; it stops with the server.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let cases = Cases::new(store.clone(), clock);
+    let feed = crate::sla::engine::Engine::start(
+        cases.clone(),
+        Arc::new(config.sla.clone()),
+        crate::sla::timers::Settings::default(),
+        stopped,
+    );
+    let app = crate::http::router(crate::http::AppState::with_cases(
+        cases.with_change_feed(feed),
+    ));
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("HTTP server failed")?;
+        .context("HTTP server failed");
+    let _ = stop.send(true);
+    served?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -19,6 +19,22 @@ pub struct FileConfig {
     pub server: ServerSection,
     #[serde(default)]
     pub database: DatabaseSection,
+    #[serde(default)]
+    pub sla: SlaSection,
+}
+
+/// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSection {
+    /// Time zone of calendars when a case's site has none. Default UTC.
+    pub timezone: Option<String>,
+    /// Name of the policy for contracts that name none. Default: built-in (SPEC.md 4).
+    pub default_policy: Option<String>,
+    #[serde(default)]
+    pub policies: Vec<crate::sla::policy::PolicySpec>,
+    #[serde(default)]
+    pub calendars: Vec<crate::sla::calendar::CalendarSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +93,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The file the configuration was read from, if any.
     pub source: Option<PathBuf>,
+    /// SLA policies and calendars, validated.
+    pub sla: crate::sla::registry::Registry,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -124,7 +142,15 @@ impl Config {
         if max_connections == 0 || max_connections > 1000 {
             bail!("database.max_connections: {max_connections} is out of range 1..=1000");
         }
+        let sla = crate::sla::registry::Registry::from_config(
+            file.sla.timezone.as_deref(),
+            file.sla.default_policy.as_deref(),
+            &file.sla.policies,
+            &file.sla.calendars,
+        )
+        .map_err(anyhow::Error::msg)?;
         Ok(Config {
+            sla,
             listen,
             data_dir,
             database,

@@ -107,11 +107,26 @@ pub struct Server {
     child: Child,
     pub dir: tempfile::TempDir,
     pub pg: Option<PgDatabase>,
+    /// The config file every subcommand is given, if any.
+    pub config: Option<PathBuf>,
 }
 
 impl Server {
     pub async fn start(backend: Backend) -> Result<Server> {
+        Server::start_with_config(backend, None).await
+    }
+
+    /// Start with a config file holding `toml` (e.g. an `[sla]` section).
+    pub async fn start_with_config(backend: Backend, toml: Option<&str>) -> Result<Server> {
         let dir = tempfile::tempdir()?;
+        let config = match toml {
+            Some(text) => {
+                let path = dir.path().join("outpost.toml");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabase::create().await?),
@@ -126,6 +141,7 @@ impl Server {
             child: Command::new("true").spawn()?,
             dir,
             pg,
+            config,
         };
         let boot = s.cli(&["admin", "bootstrap"])?;
         if !boot.status.success() {
@@ -169,6 +185,9 @@ impl Server {
         ];
         if let Some(pg) = &self.pg {
             a.extend(["--database-url".to_string(), pg.url.clone()]);
+        }
+        if let Some(c) = &self.config {
+            a.extend(["--config".to_string(), c.display().to_string()]);
         }
         a
     }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 pub use model::{
-    ActivityBody, CallDirection, Caller, CaseType, Channel, Priority, UserRef, Visibility,
+    ActivityBody, CallDirection, Caller, CaseType, Channel, Priority, SlaEventKind, UserRef,
+    Visibility,
 };
 pub use status::Status;
 
@@ -29,6 +30,8 @@ use crate::validate::{opt_email, opt_phone, opt_text, text};
 pub struct Cases {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    /// Told the id of every case that changed (the SLA engine listens).
+    changes: Option<tokio::sync::mpsc::UnboundedSender<i64>>,
 }
 
 // ------------------------------------------------------------------ views
@@ -362,7 +365,64 @@ fn customer_may_set(from: Status, to: Status) -> bool {
 
 impl Cases {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Cases {
-        Cases { store, clock }
+        Cases {
+            store,
+            clock,
+            changes: None,
+        }
+    }
+
+    /// Report every changed case's id on `tx`.
+    pub fn with_change_feed(mut self, tx: tokio::sync::mpsc::UnboundedSender<i64>) -> Cases {
+        self.changes = Some(tx);
+        self
+    }
+
+    fn changed(&self, case_id: i64) {
+        if let Some(tx) = &self.changes {
+            let _ = tx.send(case_id);
+        }
+    }
+
+    /// Append an entry written by the server itself (no author), unless
+    /// `skip` says the history already has it. Returns whether it was written.
+    pub async fn record_system(
+        &self,
+        number: &str,
+        author: &str,
+        visibility: Visibility,
+        body: &ActivityBody,
+        skip: impl FnOnce(&model::Case) -> bool,
+    ) -> Result<bool> {
+        let now = self.clock.now();
+        let text = serde_json::to_string(body).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut written = false;
+        let mut id = 0;
+        self.store
+            .change_case(number, |row| {
+                let mut case = row.to_case()?;
+                id = case.id;
+                if skip(&case) {
+                    return Ok((state_of(&case), Vec::new()));
+                }
+                written = true;
+                case.updated_at = now;
+                let entry = PendingEntry {
+                    kind: body.kind(),
+                    visibility: visibility.as_str(),
+                    author_id: None,
+                    author_name: author.to_string(),
+                    at: now,
+                    body: text.clone(),
+                };
+                Ok((state_of(&case), vec![entry]))
+            })
+            .await?
+            .ok_or_else(|| Error::not_found(format!("case {number}")))?;
+        if written {
+            self.changed(id);
+        }
+        Ok(written)
     }
 
     /// Load a case the caller may see; other organisations' cases are "not found".
@@ -570,7 +630,8 @@ impl Cases {
             created_by: Some(who.user_id),
             created_at: now,
         };
-        let (_, number) = self.store.insert_case(&insert, &entries).await?;
+        let (id, number) = self.store.insert_case(&insert, &entries).await?;
+        self.changed(id);
         self.get(who, &number).await?.to_view()
     }
 
@@ -611,12 +672,14 @@ impl Cases {
         who.require(Action::ReadCase)?;
         let now = self.clock.now();
         let not_found = || Error::not_found(format!("case {number}"));
+        let mut id = 0;
         let done = self
             .store
             .change_case(number, |row| {
                 if !who.sees_organization(row.organization_id) {
                     return Err(not_found());
                 }
+                id = row.id;
                 let mut case = row.to_case()?;
                 let bodies = decide(&mut case, now)?;
                 case.updated_at = now;
@@ -628,6 +691,7 @@ impl Cases {
             })
             .await?;
         done.ok_or_else(not_found)?;
+        self.changed(id);
         self.get(who, number).await?.to_view()
     }
 

@@ -126,6 +126,22 @@ pub enum CallDirection {
     Outbound,
 }
 
+/// Which SLA deadline came due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaEventKind {
+    /// The engineer has not responded yet: the dispatcher should remind them.
+    ResponseReminder,
+    /// Still no response at the reassign point: reassign the case.
+    ReassignPrompt,
+    /// The response target passed without a response.
+    ResponseBreached,
+    /// The resolution target passed.
+    ResolutionBreached,
+    /// Time without diagnosis reached a manager level of the escalation matrix.
+    Escalated,
+}
+
 /// Who opened or is named by an activity, resolved for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserRef {
@@ -197,6 +213,18 @@ pub enum ActivityBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_vendor: Option<String>,
     },
+    /// An SLA deadline came due (written by the server, not a person).
+    SlaEvent {
+        event: SlaEventKind,
+        /// The manager level, for escalations.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<u8>,
+        due_at: DateTime<Utc>,
+        /// Fired more than a second after it was due (e.g. the server was down).
+        late: bool,
+        /// The timer that fired; makes recording idempotent.
+        timer_id: i64,
+    },
     /// An on-site visit and what was done.
     FieldVisit {
         engineer: String,
@@ -221,6 +249,7 @@ impl ActivityBody {
             ActivityBody::TakenOver { .. } => "taken_over",
             ActivityBody::Classified { .. } => "classified",
             ActivityBody::FieldVisit { .. } => "field_visit",
+            ActivityBody::SlaEvent { .. } => "sla_event",
         }
     }
 }

@@ -44,10 +44,15 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> AppState {
+        AppState::with_cases(Cases::new(store, clock))
+    }
+
+    /// State around a configured case service (e.g. one that feeds the SLA engine).
+    pub fn with_cases(cases: Cases) -> AppState {
         AppState {
-            cases: Cases::new(store.clone(), clock.clone()),
-            store,
-            clock,
+            store: cases.store.clone(),
+            clock: cases.clock.clone(),
+            cases,
             metrics: metrics_handle(),
         }
     }

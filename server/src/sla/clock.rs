@@ -57,7 +57,8 @@ pub struct ClockState {
     pub breached: bool,
 }
 
-/// Deadlines still ahead, for the timer service to schedule.
+/// Deadlines of the running clocks, for the timer service, each at the
+/// instant the clock reaches (or reached) it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Deadline {
@@ -88,6 +89,7 @@ pub struct Evaluation {
     pub resolution: ClockState,
     /// The manager level reached so far, if any.
     pub escalation_level: Option<u8>,
+    /// Deadlines of running clocks, passed ones included at their true instant.
     pub upcoming: Vec<Deadline>,
 }
 
@@ -120,6 +122,9 @@ fn current_priority(t: &Timeline, now: DateTime<Utc>) -> Priority {
         })
 }
 
+/// A stretch of time during which a clock ran: (from, to, elapsed before it).
+type Run = (DateTime<Utc>, DateTime<Utc>, Duration);
+
 fn clock(
     kind: ClockKind,
     policy: &Policy,
@@ -127,7 +132,8 @@ fn clock(
     t: &Timeline,
     target: Option<Span>,
     now: DateTime<Utc>,
-) -> ClockState {
+) -> (ClockState, Vec<Run>) {
+    let mut runs: Vec<Run> = Vec::new();
     let mut elapsed = Duration::zero();
     let mut paused = Duration::zero();
     let mut stopped_at = None;
@@ -159,6 +165,7 @@ fn clock(
         if policy.pauses(kind, status) {
             paused += work;
         } else {
+            runs.push((from, to, elapsed));
             elapsed += work;
         }
     }
@@ -170,7 +177,7 @@ fn clock(
         (true, Some(_)) => Some(now),
         _ => None,
     };
-    ClockState {
+    let state = ClockState {
         kind,
         target,
         elapsed_secs: elapsed.num_seconds(),
@@ -180,14 +187,45 @@ fn clock(
         stopped_at,
         due_at,
         breached: target_d.is_some_and(|d| elapsed > d),
+    };
+    (state, runs)
+}
+
+/// The instant a running clock reaches `offset` of working time: ahead of
+/// `now` if not yet reached, else the moment it was crossed (so a deadline
+/// found late, e.g. after downtime, keeps its true due time).
+fn crossing(
+    cal: &Calendar,
+    c: &ClockState,
+    runs: &[Run],
+    offset: Span,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if !c.running {
+        return None;
     }
+    let offset = offset.to_chrono();
+    let elapsed = Duration::seconds(c.elapsed_secs);
+    if offset > elapsed {
+        return cal.add_working(now, offset - elapsed).ok();
+    }
+    for (from, to, before) in runs {
+        let after = *before + cal.working_between(*from, *to);
+        if offset <= after {
+            return cal
+                .add_working(*from, offset - *before)
+                .ok()
+                .map(|t| t.min(*to));
+        }
+    }
+    Some(now)
 }
 
 /// Evaluate every clock of a case at `now`.
 pub fn evaluate(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc>) -> Evaluation {
     let priority = current_priority(t, now);
     let targets = policy.targets(priority);
-    let response = clock(
+    let (response, response_runs) = clock(
         ClockKind::Response,
         policy,
         cal,
@@ -195,7 +233,7 @@ pub fn evaluate(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc
         targets.map(|x| x.response),
         now,
     );
-    let resolution = clock(
+    let (resolution, resolution_runs) = clock(
         ClockKind::Resolution,
         policy,
         cal,
@@ -205,18 +243,8 @@ pub fn evaluate(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc
     );
     let mut upcoming = Vec::new();
     // Instants at which the response clock reaches `offset`, if still ahead.
-    let at_response = |offset: Span| -> Option<DateTime<Utc>> {
-        let left = offset.to_chrono() - Duration::seconds(response.elapsed_secs);
-        (response.running && left > Duration::zero())
-            .then(|| cal.add_working(now, left).ok())
-            .flatten()
-    };
-    let at_resolution = |offset: Span| -> Option<DateTime<Utc>> {
-        let left = offset.to_chrono() - Duration::seconds(resolution.elapsed_secs);
-        (resolution.running && left > Duration::zero())
-            .then(|| cal.add_working(now, left).ok())
-            .flatten()
-    };
+    let at_response = |offset: Span| crossing(cal, &response, &response_runs, offset, now);
+    let at_resolution = |offset: Span| crossing(cal, &resolution, &resolution_runs, offset, now);
     if let Some(tg) = targets {
         for (index, r) in tg.reminders.iter().enumerate() {
             if let Some(due_at) = at_response(*r) {
@@ -458,5 +486,60 @@ mod tests {
             30 * 60,
             "the weekend does not count"
         );
+    }
+
+    #[test]
+    fn passed_deadlines_keep_their_true_instants() {
+        // Evaluated long after: nobody responded; the resolution clock paused
+        // 30 minutes while waiting on the customer (after responding late).
+        let t0 = utc(2026, 3, 2, 10, 0);
+        let t = Timeline {
+            opened_at: t0,
+            priority: Priority::P1,
+            changes: vec![
+                st(t0 + Duration::minutes(50), Status::Assigned),
+                st(t0 + Duration::minutes(55), Status::Responded),
+                st(t0 + Duration::minutes(55), Status::WaitingCustomer),
+                st(t0 + Duration::minutes(85), Status::Diagnosing),
+            ],
+        };
+        let e = evaluate(&Policy::default(), &always(), &t, t0 + Duration::hours(5));
+        // The response clock stopped at 55 min: its deadlines are moot.
+        assert!(!e
+            .upcoming
+            .iter()
+            .any(|d| matches!(d, Deadline::Reminder { .. } | Deadline::ResponseDue { .. })));
+        // One working hour of the resolution clock was reached at 1h30
+        // (55 min before the pause, 5 min after it), not at 1h or at now.
+        assert!(
+            e.upcoming.contains(&Deadline::Escalation {
+                level: 1,
+                due_at: t0 + Duration::minutes(90)
+            }),
+            "{:?}",
+            e.upcoming
+        );
+        assert!(e.upcoming.contains(&Deadline::Escalation {
+            level: 2,
+            due_at: t0 + Duration::minutes(270)
+        }));
+        let silent = Timeline {
+            opened_at: t0,
+            priority: Priority::P1,
+            changes: vec![],
+        };
+        let e = evaluate(
+            &Policy::default(),
+            &always(),
+            &silent,
+            t0 + Duration::hours(2),
+        );
+        assert!(e.upcoming.contains(&Deadline::Reminder {
+            index: 0,
+            due_at: t0 + Duration::minutes(30)
+        }));
+        assert!(e.upcoming.contains(&Deadline::ResponseDue {
+            due_at: t0 + Duration::minutes(30)
+        }));
     }
 }

@@ -3,5 +3,7 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod engine;
 pub mod policy;
+pub mod registry;
 pub mod timers;

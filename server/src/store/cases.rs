@@ -504,6 +504,15 @@ impl Store {
         })
     }
 
+    pub async fn case_by_id(&self, id: i64) -> Result<Option<CaseRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(&format!("{CASE_SELECT} WHERE c.id = $1"))
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        }))
+    }
+
     pub async fn case_by_number(&self, number: &str) -> Result<Option<CaseRow>> {
         Ok(read!(self, |p, _d| {
             sqlx::query_as(&format!("{CASE_SELECT} WHERE c.number = $1"))

@@ -75,6 +75,17 @@ impl Store {
         }))
     }
 
+    /// An owner's timers that have not fired: (kind, due).
+    pub async fn pending_timers(&self, owner: &str) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let rows: Vec<(String, i64)> = read!(self, |p, _d| {
+            sqlx::query_as("SELECT kind, due_at FROM timers WHERE owner = $1 AND fired_at IS NULL ORDER BY kind")
+                .bind(owner)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(k, d)| (k, from_micros(d))).collect())
+    }
+
     pub async fn timer(&self, owner: &str, kind: &str) -> Result<Option<TimerRow>> {
         Ok(read!(self, |p, _d| {
             sqlx::query_as(&format!(

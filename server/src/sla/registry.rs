@@ -1,0 +1,117 @@
+//! The configured SLA policies and business calendars, and which apply to a
+//! case: the contract names a policy and a calendar; without names, the
+//! default policy and the calendar preset of the contract's coverage (24x7
+//! when there is no contract), in the device site's time zone, else the
+//! configured default time zone.
+
+use chrono_tz::Tz;
+use std::collections::BTreeMap;
+
+use super::calendar::{Calendar, CalendarSpec};
+use super::policy::{Policy, PolicySpec};
+use crate::directory::Coverage;
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// Time zone for calendars when the case's site has none.
+    pub timezone: Tz,
+    default_policy: Policy,
+    policies: BTreeMap<String, Policy>,
+    calendars: BTreeMap<String, Calendar>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            timezone: chrono_tz::UTC,
+            default_policy: Policy::default(),
+            policies: BTreeMap::new(),
+            calendars: BTreeMap::new(),
+        }
+    }
+}
+
+impl Registry {
+    /// Build and validate; errors name the config key (`sla.policies[1].targets.P2.response: ...`).
+    pub fn from_config(
+        timezone: Option<&str>,
+        default_policy: Option<&str>,
+        policies: &[PolicySpec],
+        calendars: &[CalendarSpec],
+    ) -> Result<Registry, String> {
+        let timezone = match timezone {
+            None => chrono_tz::UTC,
+            Some(t) => t.parse::<Tz>().map_err(|_| {
+                format!("sla.timezone: {t:?} is not an IANA time zone like Europe/Berlin")
+            })?,
+        };
+        let mut reg = Registry {
+            timezone,
+            ..Registry::default()
+        };
+        for (i, spec) in policies.iter().enumerate() {
+            let p = Policy::from_spec(spec).map_err(|e| format!("sla.policies[{i}].{e}"))?;
+            if reg.policies.insert(p.name.clone(), p).is_some() {
+                return Err(format!(
+                    "sla.policies[{i}].name: {:?} is defined twice",
+                    spec.name
+                ));
+            }
+        }
+        for (i, spec) in calendars.iter().enumerate() {
+            let c =
+                Calendar::try_from(spec.clone()).map_err(|e| format!("sla.calendars[{i}].{e}"))?;
+            if reg.calendars.insert(c.name().to_string(), c).is_some() {
+                return Err(format!(
+                    "sla.calendars[{i}].name: {:?} is defined twice",
+                    spec.name
+                ));
+            }
+        }
+        for (name, p) in &reg.policies {
+            if let Some(cal) = &p.calendar {
+                if !reg.calendars.contains_key(cal)
+                    && !matches!(cal.as_str(), "24x7" | "7x8" | "5x8")
+                {
+                    return Err(format!(
+                        "sla.policies ({name}).calendar: no calendar named {cal:?}"
+                    ));
+                }
+            }
+        }
+        if let Some(name) = default_policy {
+            reg.default_policy = reg
+                .policies
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("sla.default_policy: no policy named {name:?}"))?;
+        }
+        Ok(reg)
+    }
+
+    /// The named policy, or the default one.
+    pub fn policy(&self, name: Option<&str>) -> &Policy {
+        name.and_then(|n| self.policies.get(n))
+            .unwrap_or(&self.default_policy)
+    }
+
+    /// The calendar for a case: by name (contract, then policy), else the
+    /// coverage preset, in `tz` (the site's) or the default time zone.
+    pub fn calendar(
+        &self,
+        names: &[Option<&str>],
+        coverage: Option<Coverage>,
+        tz: Option<Tz>,
+    ) -> Result<Calendar, super::calendar::CalendarError> {
+        let tz = tz.unwrap_or(self.timezone);
+        for name in names.iter().flatten() {
+            if let Some(c) = self.calendars.get(*name) {
+                return Ok(c.clone());
+            }
+            if let Ok(c) = Calendar::preset(name, tz) {
+                return Ok(c);
+            }
+        }
+        Calendar::preset(coverage.map(|c| c.as_str()).unwrap_or("24x7"), tz)
+    }
+}

@@ -1,0 +1,183 @@
+//! SLA deadlines end to end, with a policy in seconds: reminders, the reassign
+//! prompt, the response breach and escalation are recorded on the case as
+//! internal history entries within about a second of coming due; responding
+//! cancels the response deadlines; customers never see these entries; a
+//! server that was down records missed deadlines at start-up, marked late.
+
+use anyhow::Result;
+use outpost_tests::{Backend, Server, World};
+use serde_json::{json, Value};
+
+const FAST: &str = r#"
+[sla]
+default_policy = "fast"
+
+[[sla.policies]]
+name = "fast"
+[sla.policies.targets.P2]
+response = "3s"
+reminders = ["1s", "2s"]
+reassign_at = "2s"
+resolution = "off"
+escalation = [{ after = "4s", level = 1 }, { after = "5s", level = 2 }]
+"#;
+
+fn sla_events(history: &Value) -> Vec<(String, Option<i64>, bool)> {
+    history
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["kind"] == "sla_event")
+                .map(|e| {
+                    (
+                        e["event"].as_str().unwrap_or_default().to_string(),
+                        e["level"].as_i64(),
+                        e["late"].as_bool().unwrap_or(true),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_for_events(s: &Server, token: &str, number: &str, n: usize) -> Result<Value> {
+    for _ in 0..200 {
+        let (_, h) = s
+            .get(&format!("/api/v1/cases/{number}/activities"), token)
+            .await?;
+        if sla_events(&h).len() >= n {
+            return Ok(h);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, h) = s
+        .get(&format!("/api/v1/cases/{number}/activities"), token)
+        .await?;
+    anyhow::bail!(
+        "expected {n} SLA events on {number}, got {:?}",
+        sla_events(&h)
+    )
+}
+
+async fn deadlines_are_recorded(backend: Backend) -> Result<()> {
+    let s = Server::start_with_config(backend, Some(FAST)).await?;
+    let w = World::build(&s).await?;
+    let silent = w.open_case(&s, false, "nobody answers").await?;
+    let answered = w.open_case(&s, false, "answered quickly").await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{answered}/assign"),
+        &w.dispatcher,
+        json!({ "assignee_id": w.engineer.0 }),
+    )
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{answered}/status"),
+        &w.engineer.1,
+        json!({ "status": "responded" }),
+    )
+    .await?;
+
+    let h = wait_for_events(&s, &w.engineer.1, &silent, 6).await?;
+    let events = sla_events(&h);
+    // In due order; the 2 s reminder and the reassign point are due together,
+    // so their order between themselves is not fixed.
+    let mut names: Vec<&str> = events.iter().map(|(e, _, _)| e.as_str()).collect();
+    names[1..3].sort();
+    assert_eq!(
+        names,
+        [
+            "response_reminder",
+            "reassign_prompt",
+            "response_reminder",
+            "response_breached",
+            "escalated",
+            "escalated"
+        ],
+        "{events:?}"
+    );
+    assert_eq!((events[4].1, events[5].1), (Some(1), Some(2)));
+    assert!(
+        events.iter().all(|(_, _, late)| !late),
+        "every deadline recorded within a second: {events:?}"
+    );
+    assert!(h.as_array().is_some_and(|a| a
+        .iter()
+        .filter(|e| e["kind"] == "sla_event")
+        .all(|e| e["visibility"] == "internal" && e["author_name"] == "Outpost SLA")));
+
+    // The answered case: no response deadlines, but escalation still runs.
+    let h = wait_for_events(&s, &w.engineer.1, &answered, 2).await?;
+    let names: Vec<String> = sla_events(&h).into_iter().map(|(e, _, _)| e).collect();
+    assert_eq!(names, ["escalated", "escalated"]);
+
+    // Customers do not see SLA internals.
+    let (_, h) = s
+        .get(&format!("/api/v1/cases/{silent}/activities"), &w.customer_a)
+        .await?;
+    assert!(sla_events(&h).is_empty());
+    // Nothing fires twice, and the history chain holds.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, h) = s
+        .get(&format!("/api/v1/cases/{silent}/activities"), &w.engineer.1)
+        .await?;
+    assert_eq!(sla_events(&h).len(), 6);
+    let out = s.cli(&["admin", "verify"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn deadlines_are_recorded_sqlite() -> Result<()> {
+    deadlines_are_recorded(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn deadlines_are_recorded_postgres() -> Result<()> {
+    deadlines_are_recorded(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn missed_deadlines_are_recorded_late_after_a_restart() -> Result<()> {
+    let mut s = Server::start_with_config(Backend::Sqlite, Some(FAST)).await?;
+    let w = World::build(&s).await?;
+    let number = w
+        .open_case(&s, false, "opened just before an outage")
+        .await?;
+    s.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let (base, _replica) = s.start_replica()?;
+    s.base = base;
+    let h = wait_for_events(&s, &w.engineer.1, &number, 6).await?;
+    let events = sla_events(&h);
+    assert!(
+        events.iter().all(|(_, _, late)| *late),
+        "all missed while down: {events:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_sla_config_names_the_key() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    for (text, needle) in [
+        ("[sla]\ndefault_policy = \"nope\"\n", "sla.default_policy"),
+        ("[sla]\ntimezone = \"Mars/Olympus\"\n", "sla.timezone"),
+        ("[[sla.policies]]\nname = \"p\"\n[sla.policies.targets.P1]\nresponse = \"soon\"\n", "soon"),
+        ("[[sla.policies]]\nname = \"p\"\n[sla.policies.targets.P1]\nreminders = [\"2m\", \"1m\"]\n", "sla.policies[0].targets.P1.reminders[1]"),
+        ("[[sla.calendars]]\nname = \"c\"\ntimezone = \"UTC\"\n[sla.calendars.hours]\ntue = [\"13:00-12:00\"]\n", "sla.calendars[0]"),
+    ] {
+        let f = dir.path().join("bad.toml");
+        std::fs::write(&f, text)?;
+        let out = std::process::Command::new(outpost_tests::bin("outpost-server"))
+            .args(["migrate", "--config", &f.display().to_string(), "--data-dir", &dir.path().display().to_string()])
+            .env_remove("OUTPOST_DATABASE_URL")
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{text:?}: {err}");
+    }
+    Ok(())
+}
