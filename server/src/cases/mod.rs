@@ -384,28 +384,21 @@ impl Cases {
         }
     }
 
-    /// Append an entry written by the server itself (no author), unless
-    /// `skip` says the history already has it. Returns whether it was written.
+    /// Append an entry written by the server itself (no author).
     pub async fn record_system(
         &self,
         number: &str,
         author: &str,
         visibility: Visibility,
         body: &ActivityBody,
-        skip: impl FnOnce(&model::Case) -> bool,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let now = self.clock.now();
         let text = serde_json::to_string(body).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let mut written = false;
         let mut id = 0;
         self.store
             .change_case(number, |row| {
                 let mut case = row.to_case()?;
                 id = case.id;
-                if skip(&case) {
-                    return Ok((state_of(&case), Vec::new()));
-                }
-                written = true;
                 case.updated_at = now;
                 let entry = PendingEntry {
                     kind: body.kind(),
@@ -419,10 +412,8 @@ impl Cases {
             })
             .await?
             .ok_or_else(|| Error::not_found(format!("case {number}")))?;
-        if written {
-            self.changed(id);
-        }
-        Ok(written)
+        self.changed(id);
+        Ok(())
     }
 
     /// Load a case the caller may see; other organisations' cases are "not found".

@@ -270,10 +270,8 @@ impl Engine {
             late,
             timer_id: t.id,
         };
-        let store = self.cases.store.clone();
-        let case_row_id = row.id;
-        // Idempotent by timer id: look for an entry of this timer first.
-        let already = store.entries(case_row_id).await?.iter().any(|e| {
+        // Idempotent by timer id: a retried firing finds its entry.
+        let already = self.cases.store.entries(row.id).await?.iter().any(|e| {
             e.kind == "sla_event"
                 && serde_json::from_str::<ActivityBody>(&e.body).is_ok_and(
                     |b| matches!(b, ActivityBody::SlaEvent { timer_id, .. } if timer_id == t.id),
@@ -281,7 +279,7 @@ impl Engine {
         });
         if !already {
             self.cases
-                .record_system(&row.number, AUTHOR, Visibility::Internal, &body, |_| false)
+                .record_system(&row.number, AUTHOR, Visibility::Internal, &body)
                 .await?;
         }
         Ok(())
