@@ -266,15 +266,15 @@ pub async fn serve(
     // as they come due; it stops with the server.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let cases = Cases::new(store.clone(), clock);
+    let registry = Arc::new(config.sla.clone());
     let feed = crate::sla::engine::Engine::start(
         cases.clone(),
-        Arc::new(config.sla.clone()),
+        registry.clone(),
         crate::sla::timers::Settings::default(),
         stopped,
     );
-    let app = crate::http::router(crate::http::AppState::with_cases(
-        cases.with_change_feed(feed),
-    ));
+    let state = crate::http::AppState::with_cases(cases.with_change_feed(feed), registry);
+    let app = crate::http::router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -83,6 +83,14 @@ fn ops() -> Vec<Op> {
             needs_case: true,
         },
         Op {
+            name: "sla clocks",
+            method: Method::GET,
+            path: |_, n| format!("/api/v1/cases/{n}/sla"),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: true,
+        },
+        Op {
             name: "read history",
             method: Method::GET,
             path: |_, n| format!("/api/v1/cases/{n}/activities"),

@@ -77,6 +77,39 @@ async fn deadlines_are_recorded(backend: Backend) -> Result<()> {
     )
     .await?;
 
+    // The live clock view, while the response clock runs and after it stopped.
+    let (st, v) = s
+        .get(&format!("/api/v1/cases/{silent}/sla"), &w.dispatcher)
+        .await?;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (
+            v["policy"].as_str(),
+            v["calendar"].as_str(),
+            v["timezone"].as_str()
+        ),
+        (Some("fast"), Some("24x7"), Some("UTC"))
+    );
+    assert_eq!(v["response"]["target"], "3s");
+    assert!(
+        v["response"]["running"] == true && v["response"]["due_at"].is_string(),
+        "{v}"
+    );
+    assert!(
+        v["upcoming"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|d| d["kind"] == "reminder")),
+        "{v}"
+    );
+    let (_, v) = s
+        .get(&format!("/api/v1/cases/{answered}/sla"), &w.dispatcher)
+        .await?;
+    assert!(
+        v["response"]["running"] == false && v["response"]["stopped_at"].is_string(),
+        "{v}"
+    );
+    assert!(v["resolution"]["running"] == true, "{v}");
+
     let h = wait_for_events(&s, &w.engineer.1, &silent, 6).await?;
     let events = sla_events(&h);
     // In due order; the 2 s reminder and the reassign point are due together,

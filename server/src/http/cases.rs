@@ -187,3 +187,43 @@ pub async fn record_field_visit(
         Json(s.cases.record_field_visit(&who, &number, &req).await?),
     ))
 }
+
+/// The SLA clock view of a case (staff): policy and calendar in force,
+/// elapsed and paused working time per clock, deadlines ahead and passed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SlaView {
+    pub policy: String,
+    pub calendar: String,
+    pub timezone: String,
+    #[serde(flatten)]
+    pub evaluation: crate::sla::clock::Evaluation,
+}
+
+/// The live SLA clocks of a case (staff only).
+#[utoipa::path(get, path = "/api/v1/cases/{number}/sla", tag = "cases",
+    params(("number" = String, Path, description = "Case number")),
+    responses((status = 200, body = SlaView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_sla(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(number): ApiPath<String>,
+) -> ApiResult<Json<SlaView>> {
+    who.require(crate::auth::Action::ReadInternal)?;
+    let row = s.cases.get(&who, &number).await?;
+    let clocks = crate::sla::engine::load(&s.store, &s.sla, row.id)
+        .await?
+        .ok_or_else(|| crate::error::Error::not_found(format!("case {number}")))?;
+    let evaluation = crate::sla::clock::evaluate(
+        &clocks.policy,
+        &clocks.calendar,
+        &clocks.timeline,
+        s.clock.now(),
+    );
+    Ok(Json(SlaView {
+        policy: clocks.policy.name.clone(),
+        calendar: clocks.calendar.name().to_string(),
+        timezone: clocks.calendar.timezone().name().to_string(),
+        evaluation,
+    }))
+}

@@ -39,17 +39,20 @@ pub struct AppState {
     pub store: Store,
     pub cases: Cases,
     pub clock: Arc<dyn Clock>,
+    /// SLA policies and calendars (for the clock view).
+    pub sla: Arc<crate::sla::registry::Registry>,
     metrics: PrometheusHandle,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> AppState {
-        AppState::with_cases(Cases::new(store, clock))
+        AppState::with_cases(Cases::new(store, clock), Default::default())
     }
 
     /// State around a configured case service (e.g. one that feeds the SLA engine).
-    pub fn with_cases(cases: Cases) -> AppState {
+    pub fn with_cases(cases: Cases, sla: Arc<crate::sla::registry::Registry>) -> AppState {
         AppState {
+            sla,
             store: cases.store.clone(),
             clock: cases.clock.clone(),
             cases,
@@ -103,6 +106,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(cases::create_case, cases::list_cases))
         .routes(routes!(cases::get_case))
         .routes(routes!(cases::list_activities))
+        .routes(routes!(cases::get_sla))
         .routes(routes!(cases::set_status))
         .routes(routes!(cases::set_priority))
         .routes(routes!(cases::assign))

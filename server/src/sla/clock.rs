@@ -16,6 +16,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::calendar::Calendar;
 use super::policy::{ClockKind, Policy, Span};
@@ -37,7 +38,7 @@ pub struct Timeline {
 }
 
 /// One clock at the evaluation instant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ClockState {
     pub kind: ClockKind,
     /// The target for the current priority, if the policy sets one.
@@ -59,7 +60,7 @@ pub struct ClockState {
 
 /// Deadlines of the running clocks, for the timer service, each at the
 /// instant the clock reaches (or reached) it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Deadline {
     /// Prompt the dispatcher to remind the engineer (index into the reminders).
@@ -82,7 +83,7 @@ pub enum Deadline {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Evaluation {
     pub priority: Priority,
     pub response: ClockState,

@@ -118,84 +118,20 @@ impl Engine {
         }
     }
 
-    /// The case's timeline, policy and calendar.
-    async fn load(
-        &self,
-        case_id: i64,
-    ) -> Result<
-        Option<(
-            crate::store::CaseRow,
-            Timeline,
-            super::policy::Policy,
-            super::calendar::Calendar,
-        )>,
-    > {
-        let store = &self.cases.store;
-        let Some(row) = store.case_by_id(case_id).await? else {
-            return Ok(None);
-        };
-        let mut timeline: Option<Timeline> = None;
-        for e in store.entries(row.id).await? {
-            let at = crate::clock::from_micros(e.at);
-            let Ok(body) = serde_json::from_str::<ActivityBody>(&e.body) else {
-                continue;
-            };
-            match (body, timeline.as_mut()) {
-                (ActivityBody::Opened { priority, .. }, None) => {
-                    timeline = Some(Timeline {
-                        opened_at: at,
-                        priority,
-                        changes: Vec::new(),
-                    });
-                }
-                (ActivityBody::StatusChanged { to, .. }, Some(t)) => {
-                    t.changes.push((at, Change::Status(to)))
-                }
-                (ActivityBody::PriorityChanged { to, .. }, Some(t)) => {
-                    t.changes.push((at, Change::Priority(to)))
-                }
-                _ => {}
-            }
-        }
-        let Some(timeline) = timeline else {
-            return Ok(None);
-        };
-        let contract = match row.contract_id {
-            Some(id) => store.contracts(None, Some(id)).await?.pop(),
-            None => None,
-        };
-        let mut tz = None;
-        if let Some(device) = row.device_id {
-            if let Some(site) = store.device(device).await?.and_then(|d| d.site_id) {
-                tz = store
-                    .site(site)
-                    .await?
-                    .and_then(|s| s.timezone)
-                    .and_then(|z| z.parse().ok());
-            }
-        }
-        let policy = self
-            .registry
-            .policy(contract.as_ref().and_then(|c| c.sla_policy.as_deref()))
-            .clone();
-        let calendar = self
-            .registry
-            .calendar(
-                &[
-                    contract.as_ref().and_then(|c| c.calendar.as_deref()),
-                    policy.calendar.as_deref(),
-                ],
-                contract.as_ref().map(|c| c.coverage),
-                tz,
-            )
-            .map_err(|e| Error::invalid("calendar", e))?;
-        Ok(Some((row, timeline, policy, calendar)))
+    async fn load(&self, case_id: i64) -> Result<Option<CaseClocks>> {
+        load(&self.cases.store, &self.registry, case_id).await
     }
 
     /// Bring one case's timers in line with its clocks.
     pub async fn sync(&self, case_id: i64) -> Result<()> {
         let owner = owner(case_id);
-        let Some((_, timeline, policy, calendar)) = self.load(case_id).await? else {
+        let Some(CaseClocks {
+            timeline,
+            policy,
+            calendar,
+            ..
+        }) = self.load(case_id).await?
+        else {
             self.timers.cancel(&owner, None).await?;
             return Ok(());
         };
@@ -230,7 +166,13 @@ impl Engine {
         else {
             return Ok(()); // not ours
         };
-        let Some((row, timeline, policy, calendar)) = self.load(case_id).await? else {
+        let Some(CaseClocks {
+            row,
+            timeline,
+            policy,
+            calendar,
+        }) = self.load(case_id).await?
+        else {
             return Ok(());
         };
         let now = self.cases.clock.now();
@@ -284,4 +226,83 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A case with the timeline, policy and calendar its clocks run on.
+pub struct CaseClocks {
+    pub row: crate::store::CaseRow,
+    pub timeline: Timeline,
+    pub policy: super::policy::Policy,
+    pub calendar: super::calendar::Calendar,
+}
+
+/// Load what a case's clocks need: its history reduced to a timeline, and the
+/// policy and calendar that apply (see [`Registry`]).
+pub async fn load(
+    store: &crate::store::Store,
+    registry: &Registry,
+    case_id: i64,
+) -> Result<Option<CaseClocks>> {
+    let Some(row) = store.case_by_id(case_id).await? else {
+        return Ok(None);
+    };
+    let mut timeline: Option<Timeline> = None;
+    for e in store.entries(row.id).await? {
+        let at = crate::clock::from_micros(e.at);
+        let Ok(body) = serde_json::from_str::<ActivityBody>(&e.body) else {
+            continue;
+        };
+        match (body, timeline.as_mut()) {
+            (ActivityBody::Opened { priority, .. }, None) => {
+                timeline = Some(Timeline {
+                    opened_at: at,
+                    priority,
+                    changes: Vec::new(),
+                });
+            }
+            (ActivityBody::StatusChanged { to, .. }, Some(t)) => {
+                t.changes.push((at, Change::Status(to)))
+            }
+            (ActivityBody::PriorityChanged { to, .. }, Some(t)) => {
+                t.changes.push((at, Change::Priority(to)))
+            }
+            _ => {}
+        }
+    }
+    let Some(timeline) = timeline else {
+        return Ok(None);
+    };
+    let contract = match row.contract_id {
+        Some(id) => store.contracts(None, Some(id)).await?.pop(),
+        None => None,
+    };
+    let mut tz = None;
+    if let Some(device) = row.device_id {
+        if let Some(site) = store.device(device).await?.and_then(|d| d.site_id) {
+            tz = store
+                .site(site)
+                .await?
+                .and_then(|s| s.timezone)
+                .and_then(|z| z.parse().ok());
+        }
+    }
+    let policy = registry
+        .policy(contract.as_ref().and_then(|c| c.sla_policy.as_deref()))
+        .clone();
+    let calendar = registry
+        .calendar(
+            &[
+                contract.as_ref().and_then(|c| c.calendar.as_deref()),
+                policy.calendar.as_deref(),
+            ],
+            contract.as_ref().map(|c| c.coverage),
+            tz,
+        )
+        .map_err(|e| Error::invalid("calendar", e))?;
+    Ok(Some(CaseClocks {
+        row,
+        timeline,
+        policy,
+        calendar,
+    }))
 }
