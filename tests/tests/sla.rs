@@ -214,3 +214,74 @@ async fn bad_sla_config_names_the_key() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn automatic_reassignment_goes_round_robin() -> Result<()> {
+    let config = FAST.replace(
+        "name = \"fast\"\n",
+        "name = \"fast\"\nreassign = \"automatic\"\n",
+    );
+    let s = Server::start_with_config(Backend::Sqlite, Some(&config)).await?;
+    let w = World::build(&s).await?;
+    let (eng1, eng2) = (w.engineer.0, w.engineer2.0);
+    let unassigned = w.open_case(&s, false, "nobody took it").await?;
+    let with_eng1 = w.open_case(&s, false, "eng1 is silent").await?;
+    let with_eng2 = w.open_case(&s, false, "eng2 is silent").await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{with_eng1}/assign"),
+        &w.dispatcher,
+        json!({ "assignee_id": eng1 }),
+    )
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{with_eng2}/assign"),
+        &w.dispatcher,
+        json!({ "assignee_id": eng2 }),
+    )
+    .await?;
+    for (number, expected) in [(&unassigned, eng1), (&with_eng1, eng2), (&with_eng2, eng1)] {
+        // The reassignment fires together with the second reminder: wait for it.
+        let mut h = Value::Null;
+        for _ in 0..100 {
+            h = s
+                .get(&format!("/api/v1/cases/{number}/activities"), &w.dispatcher)
+                .await?
+                .1;
+            if sla_events(&h).iter().any(|(e, _, _)| e == "reassigned") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let (_, case) = s
+            .get(&format!("/api/v1/cases/{number}"), &w.dispatcher)
+            .await?;
+        assert_eq!(case["assignee"]["id"], expected, "{number}: {case}");
+        assert_eq!(case["status"], "assigned");
+        let entries = h.as_array().cloned().unwrap_or_default();
+        let auto = entries
+            .iter()
+            .find(|e| e["kind"] == "assigned" && e["author_name"] == "Outpost SLA")
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            auto["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("respond at once"),
+            "{number}: {auto} in {h}"
+        );
+        let events: Vec<String> = sla_events(&h).into_iter().map(|(e, _, _)| e).collect();
+        assert!(
+            events.contains(&"reassigned".to_string())
+                && !events.contains(&"reassign_prompt".to_string()),
+            "{events:?}"
+        );
+    }
+    let out = s.cli(&["admin", "verify"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Ok(())
+}

@@ -416,6 +416,92 @@ impl Cases {
         Ok(())
     }
 
+    /// Reassign a case on the server's own authority (the SLA engine), with
+    /// the entries that say why, in one transaction. Nothing happens if the
+    /// case is no longer open or already has that assignee.
+    pub async fn reassign_system(
+        &self,
+        number: &str,
+        author: &str,
+        to: UserRef,
+        reason: &str,
+        event: &ActivityBody,
+    ) -> Result<bool> {
+        let now = self.clock.now();
+        let from = match self.store.case_by_number(number).await? {
+            Some(r) => self.user_ref(r.assignee_id).await?,
+            None => return Err(Error::not_found(format!("case {number}"))),
+        };
+        let mut id = 0;
+        let mut done = false;
+        self.store
+            .change_case(number, |row| {
+                let mut case = row.to_case()?;
+                id = case.id;
+                if !case.status.is_open() || case.assignee_id == Some(to.id) {
+                    return Ok((state_of(&case), Vec::new()));
+                }
+                let from = from.clone().filter(|f| Some(f.id) == case.assignee_id);
+                case.assignee_id = Some(to.id);
+                case.updated_at = now;
+                let system = |body: &ActivityBody| -> Result<PendingEntry> {
+                    Ok(PendingEntry {
+                        kind: body.kind(),
+                        visibility: Visibility::Internal.as_str(),
+                        author_id: None,
+                        author_name: author.to_string(),
+                        at: now,
+                        body: serde_json::to_string(body)
+                            .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    })
+                };
+                let assigned = ActivityBody::Assigned {
+                    from,
+                    to: to.clone(),
+                    reason: Some(reason.to_string()),
+                };
+                let mut entries = vec![system(&assigned)?, system(event)?];
+                if matches!(case.status, Status::New | Status::Reopened) {
+                    let prev = case.status;
+                    case.status = prev.transition(Status::Assigned, true)?;
+                    entries.push(system(&ActivityBody::StatusChanged {
+                        from: prev,
+                        to: case.status,
+                        reason: None,
+                    })?);
+                }
+                done = true;
+                Ok((state_of(&case), entries))
+            })
+            .await?
+            .ok_or_else(|| Error::not_found(format!("case {number}")))?;
+        if done {
+            self.changed(id);
+        }
+        Ok(done)
+    }
+
+    /// The next engineer in round-robin order after `current` (by user id,
+    /// active engineers only, never `current` itself).
+    pub async fn next_engineer(&self, current: Option<i64>) -> Result<Option<UserRef>> {
+        let mut engineers: Vec<_> = self
+            .store
+            .users(Some(Role::Engineer.as_str()), None)
+            .await?
+            .into_iter()
+            .filter(|u| u.active && Some(u.id) != current)
+            .collect();
+        engineers.sort_by_key(|u| u.id);
+        let pick = match current {
+            Some(c) => engineers.iter().find(|u| u.id > c).or(engineers.first()),
+            None => engineers.first(),
+        };
+        Ok(pick.map(|u| UserRef {
+            id: u.id,
+            name: u.display_name.clone(),
+        }))
+    }
+
     /// Load a case the caller may see; other organisations' cases are "not found".
     pub async fn get(&self, who: &Principal, number: &str) -> Result<CaseRow> {
         who.require(Action::ReadCase)?;

@@ -134,6 +134,8 @@ pub enum SlaEventKind {
     ResponseReminder,
     /// Still no response at the reassign point: reassign the case.
     ReassignPrompt,
+    /// Still no response at the reassign point: reassigned automatically.
+    Reassigned,
     /// The response target passed without a response.
     ResponseBreached,
     /// The resolution target passed.

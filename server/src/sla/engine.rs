@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::clock::{evaluate, Change, Deadline, Timeline};
-use super::policy::ClockKind;
+use super::policy::{ClockKind, ReassignMode};
 use super::registry::Registry;
 use super::timers::{Handler, Settings, TimerService};
 use crate::cases::{ActivityBody, Cases, SlaEventKind, Visibility};
@@ -219,11 +219,36 @@ impl Engine {
                     |b| matches!(b, ActivityBody::SlaEvent { timer_id, .. } if timer_id == t.id),
                 )
         });
-        if !already {
-            self.cases
-                .record_system(&row.number, AUTHOR, Visibility::Internal, &body)
-                .await?;
+        if already {
+            return Ok(());
         }
+        // Automatic reassignment: to the next engineer, round-robin; if there
+        // is nobody else (or the case changed meanwhile), the prompt is recorded.
+        if event == SlaEventKind::ReassignPrompt && policy.reassign == ReassignMode::Automatic {
+            if let Some(to) = self.cases.next_engineer(row.assignee_id).await? {
+                let reassigned = ActivityBody::SlaEvent {
+                    event: SlaEventKind::Reassigned,
+                    level,
+                    due_at: due,
+                    late,
+                    timer_id: t.id,
+                };
+                let reason = format!(
+                    "no response by the reassign point; {} is to respond at once",
+                    to.name
+                );
+                if self
+                    .cases
+                    .reassign_system(&row.number, AUTHOR, to, &reason, &reassigned)
+                    .await?
+                {
+                    return Ok(());
+                }
+            }
+        }
+        self.cases
+            .record_system(&row.number, AUTHOR, Visibility::Internal, &body)
+            .await?;
         Ok(())
     }
 }
