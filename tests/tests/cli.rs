@@ -178,6 +178,7 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/users/{id}", "get"),
         ("/api/v1/users/{id}", "patch"),
         ("/api/v1/cases/{number}/sla", "get"),
+        ("/api/v1/reports/sla", "get"),
     ];
     let documented: usize = paths
         .values()

@@ -83,6 +83,16 @@ fn ops() -> Vec<Op> {
             needs_case: true,
         },
         Op {
+            name: "sla report",
+            method: Method::GET,
+            path: |_, _| {
+                "/api/v1/reports/sla?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z".into()
+            },
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
             name: "sla clocks",
             method: Method::GET,
             path: |_, n| format!("/api/v1/cases/{n}/sla"),

@@ -154,6 +154,56 @@ async fn deadlines_are_recorded(backend: Backend) -> Result<()> {
         .get(&format!("/api/v1/cases/{silent}/activities"), &w.engineer.1)
         .await?;
     assert_eq!(sla_events(&h).len(), 6);
+    // Missed deadlines are visible in the SLA report.
+    let ts =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (from, to) = (
+        chrono::Utc::now() - chrono::Duration::minutes(5),
+        chrono::Utc::now() + chrono::Duration::minutes(1),
+    );
+    let (st, r) = s
+        .get(
+            &format!("/api/v1/reports/sla?from={}&to={}", ts(from), ts(to)),
+            &w.managers[0],
+        )
+        .await?;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        r["counts"],
+        json!({ "response_reminder": 2, "reassign_prompt": 1, "response_breached": 1, "escalated_l1": 2, "escalated_l2": 2 })
+    );
+    assert_eq!(r["cases_breached"], 1);
+    assert_eq!(r["items"].as_array().map(Vec::len), Some(8));
+    let (st, _) = s
+        .get(
+            &format!("/api/v1/reports/sla?from={}&to={}", ts(from), ts(to)),
+            &w.customer_a,
+        )
+        .await?;
+    assert_eq!(st, 403);
+    let (st, v) = s
+        .get(
+            &format!("/api/v1/reports/sla?from={}&to={}", ts(to), ts(from)),
+            &w.dispatcher,
+        )
+        .await?;
+    assert_eq!((st.as_u16(), v["field"].as_str()), (422, Some("to")), "{v}");
+    let (_, r) = s
+        .get(
+            &format!(
+                "/api/v1/reports/sla?from={}&to={}&organization_id={}",
+                ts(from),
+                ts(to),
+                w.org_b
+            ),
+            &w.dispatcher,
+        )
+        .await?;
+    assert_eq!(
+        r["items"].as_array().map(Vec::len),
+        Some(0),
+        "no events for customer B"
+    );
     let out = s.cli(&["admin", "verify"])?;
     assert!(
         out.status.success(),

@@ -9,6 +9,7 @@ pub mod cases;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod reports;
 pub mod users;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -134,6 +135,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(directory::get_contract, directory::update_contract))
         .routes(routes!(directory::create_device, directory::list_devices))
         .routes(routes!(directory::get_device, directory::update_device))
+        .routes(routes!(reports::sla_report))
         .routes(routes!(users::me))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user))

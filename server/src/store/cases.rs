@@ -653,6 +653,34 @@ impl Store {
         }))
     }
 
+    /// SLA events recorded between `from` and `to` (entry time), oldest
+    /// first, optionally for one organisation: (case number, organisation
+    /// name, entry time, body).
+    pub async fn sla_events(
+        &self,
+        from: i64,
+        to: i64,
+        org: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(String, Option<String>, i64, String)>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT c.number, o.name, a.at, a.body FROM activities a
+                 JOIN cases c ON c.id = a.case_id
+                 LEFT JOIN organizations o ON o.id = c.organization_id
+                 WHERE a.kind = 'sla_event' AND a.at >= $1 AND a.at < $2
+                   AND ($3 IS NULL OR c.organization_id = $3)
+                 ORDER BY a.at, a.id LIMIT $4",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(org)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
     /// Number of cases per status (for /metrics).
     pub async fn case_counts_by_status(&self) -> Result<Vec<(String, i64)>> {
         Ok(read!(self, |p, _d| {
