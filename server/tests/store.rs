@@ -6,79 +6,39 @@ use chrono::{TimeZone, Utc};
 use outpost_server::auth::{hash_token, Role};
 use outpost_server::cases::{Caller, Cases, NewCase, NewNote, Priority, Status, StatusChange};
 use outpost_server::clock::ManualClock;
-use outpost_server::config::Database;
 use outpost_server::directory::*;
 use outpost_server::error::Error;
 use outpost_server::store::Store;
 use std::sync::Arc;
 
+mod common;
+
+/// A store on a test database.
 struct Db {
     store: Store,
-    _dir: tempfile::TempDir,
-    pg: Option<String>,
-}
-
-fn pg_admin() -> String {
-    std::env::var("OUTPOST_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    db: common::TestDb,
 }
 
 impl Db {
     async fn sqlite() -> anyhow::Result<Db> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(
-            &Database::Sqlite {
-                path: dir.path().join("t.db"),
-            },
-            4,
-        )
-        .await?;
+        let db = common::TestDb::new(false).await?;
         Ok(Db {
-            store,
-            _dir: dir,
-            pg: None,
+            store: db.open().await?,
+            db,
         })
     }
 
     async fn postgres() -> anyhow::Result<Db> {
-        use sqlx::Connection;
-        let name = format!(
-            "outpost_s_{}_{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let mut c = sqlx::PgConnection::connect(&pg_admin()).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await?;
-        let base = pg_admin()
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_string())
-            .unwrap_or_default();
-        let store = Store::open(
-            &Database::Postgres {
-                url: format!("{base}/{name}"),
-            },
-            4,
-        )
-        .await?;
+        let db = common::TestDb::new(true).await?;
         Ok(Db {
-            store,
-            _dir: tempfile::tempdir()?,
-            pg: Some(name),
+            store: db.open().await?,
+            db,
         })
     }
 
     async fn drop_pg(self) -> anyhow::Result<()> {
-        use sqlx::Connection;
         self.store.close().await;
-        if let Some(name) = self.pg {
-            let mut c = sqlx::PgConnection::connect(&pg_admin()).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await?;
-        }
-        Ok(())
+        self.db.drop_pg().await
     }
 }
 

@@ -5,75 +5,14 @@
 
 use chrono::{Duration, Utc};
 use outpost_server::clock::SystemClock;
-use outpost_server::config::Database;
 use outpost_server::sla::timers::{Handler, Settings, TimerService};
 use outpost_server::store::timers::TimerRow;
 use outpost_server::store::Store;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
-fn pg_admin() -> String {
-    std::env::var("OUTPOST_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// One database, opened as often as a test wants (each open is a "replica").
-struct Db {
-    database: Database,
-    _dir: tempfile::TempDir,
-    pg: Option<String>,
-}
-
-impl Db {
-    async fn new(postgres: bool) -> anyhow::Result<Db> {
-        let dir = tempfile::tempdir()?;
-        if !postgres {
-            return Ok(Db {
-                database: Database::Sqlite {
-                    path: dir.path().join("t.db"),
-                },
-                _dir: dir,
-                pg: None,
-            });
-        }
-        use sqlx::Connection;
-        let name = format!(
-            "outpost_tm_{}_{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let mut c = sqlx::PgConnection::connect(&pg_admin()).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .await?;
-        let base = pg_admin()
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_string())
-            .unwrap_or_default();
-        Ok(Db {
-            database: Database::Postgres {
-                url: format!("{base}/{name}"),
-            },
-            _dir: dir,
-            pg: Some(name),
-        })
-    }
-
-    async fn open(&self) -> anyhow::Result<Store> {
-        Ok(Store::open(&self.database, 4).await?)
-    }
-
-    async fn drop_pg(self) -> anyhow::Result<()> {
-        use sqlx::Connection;
-        if let Some(name) = self.pg {
-            let mut c = sqlx::PgConnection::connect(&pg_admin()).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await?;
-        }
-        Ok(())
-    }
-}
+mod common;
+use common::TestDb as Db;
 
 fn fast() -> Settings {
     Settings {
