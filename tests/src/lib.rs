@@ -155,25 +155,15 @@ impl Server {
             .find(|l| l.starts_with("opt_"))
             .context("bootstrap printed no token")?
             .to_string();
-        s.child = s.spawn(&["serve", "--listen", "127.0.0.1:0"])?;
-        s.base = wait_for_listen(&s.dir.path().join("server.log"), &mut s.child)?;
+        let (base, child) = s.launch("server.log")?;
+        (s.base, s.child) = (base, child);
         Ok(s)
     }
 
     /// Start another `serve` process on the same data (a replica; PostgreSQL).
     /// Returns its base URL and the process, which the caller must stop.
     pub fn start_replica(&self) -> Result<(String, Replica)> {
-        let log = self.dir.path().join("replica.log");
-        let mut child = Command::new(bin("outpost-server"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(self.data_args())
-            .env("OUTPOST_LOG", "info")
-            .env_remove("OUTPOST_DATABASE_URL")
-            .env_remove("OUTPOST_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        let base = wait_for_listen(&log, &mut child)?;
+        let (base, child) = self.launch("replica.log")?;
         Ok((base, Replica(child)))
     }
 
@@ -192,20 +182,24 @@ impl Server {
         a
     }
 
-    fn spawn(&self, args: &[&str]) -> Result<Child> {
-        let log = std::fs::File::create(self.dir.path().join("server.log"))?;
-        Command::new(bin("outpost-server"))
-            .args(args)
+    /// Start `serve` on an ephemeral port with this server's data, logging to
+    /// `log` in the test directory; returns its base URL once it listens.
+    fn launch(&self, log: &str) -> Result<(String, Child)> {
+        let log = self.dir.path().join(log);
+        let mut child = Command::new(bin("outpost-server"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(self.data_args())
             .env("OUTPOST_LOG", "info")
             .env_remove("OUTPOST_DATABASE_URL")
             .env_remove("OUTPOST_CONFIG")
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log)?)
             .spawn()
             .context(
                 "cannot start outpost-server; was it built (cargo test --workspace builds it)?",
-            )
+            )?;
+        let base = wait_for_listen(&log, &mut child)?;
+        Ok((base, child))
     }
 
     /// Run a CLI subcommand on this server's data.
@@ -217,6 +211,18 @@ impl Server {
             .env_remove("OUTPOST_CONFIG")
             .env("OUTPOST_LOG", "warn")
             .output()?)
+    }
+
+    /// `admin verify` must pass: every history chain intact.
+    pub fn verify_intact(&self) -> Result<()> {
+        let out = self.cli(&["admin", "verify"])?;
+        if !out.status.success() {
+            bail!(
+                "admin verify failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        Ok(())
     }
 
     /// A raw request; returns status and JSON body (Null if none or not JSON).

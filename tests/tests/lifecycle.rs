@@ -127,12 +127,7 @@ async fn every_transition(backend: Backend) -> Result<()> {
         }
     }
     assert_eq!(checked, 100);
-    let out = s.cli(&["admin", "verify"])?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    s.verify_intact()?;
     Ok(())
 }
 
@@ -260,12 +255,7 @@ async fn concurrent_creation(backend: Backend) -> Result<()> {
         .map(|a| a.iter().filter_map(|e| e["seq"].as_i64()).collect())
         .unwrap_or_default();
     assert_eq!(seqs, (1..=51).collect::<Vec<_>>());
-    let out = s.cli(&["admin", "verify"])?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    s.verify_intact()?;
     Ok(())
 }
 

@@ -204,12 +204,7 @@ async fn deadlines_are_recorded(backend: Backend) -> Result<()> {
         Some(0),
         "no events for customer B"
     );
-    let out = s.cli(&["admin", "verify"])?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    s.verify_intact()?;
     Ok(())
 }
 
@@ -327,11 +322,6 @@ async fn automatic_reassignment_goes_round_robin() -> Result<()> {
             "{events:?}"
         );
     }
-    let out = s.cli(&["admin", "verify"])?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    s.verify_intact()?;
     Ok(())
 }

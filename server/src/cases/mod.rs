@@ -331,11 +331,22 @@ fn entry(
     visibility: Visibility,
     body: &ActivityBody,
 ) -> Result<PendingEntry> {
+    entry_by(Some(who.user_id), &who.display_name, at, visibility, body)
+}
+
+/// A history entry by any author; `author_id` is `None` for the server itself.
+fn entry_by(
+    author_id: Option<i64>,
+    author_name: &str,
+    at: DateTime<Utc>,
+    visibility: Visibility,
+    body: &ActivityBody,
+) -> Result<PendingEntry> {
     Ok(PendingEntry {
         kind: body.kind(),
         visibility: visibility.as_str(),
-        author_id: Some(who.user_id),
-        author_name: who.display_name.clone(),
+        author_id,
+        author_name: author_name.to_string(),
         at,
         body: serde_json::to_string(body).map_err(|e| Error::Corrupt(e.to_string()))?,
     })
@@ -393,21 +404,13 @@ impl Cases {
         body: &ActivityBody,
     ) -> Result<()> {
         let now = self.clock.now();
-        let text = serde_json::to_string(body).map_err(|e| Error::Corrupt(e.to_string()))?;
         let mut id = 0;
         self.store
             .change_case(number, |row| {
                 let mut case = row.to_case()?;
                 id = case.id;
                 case.updated_at = now;
-                let entry = PendingEntry {
-                    kind: body.kind(),
-                    visibility: visibility.as_str(),
-                    author_id: None,
-                    author_name: author.to_string(),
-                    at: now,
-                    body: text.clone(),
-                };
+                let entry = entry_by(None, author, now, visibility, body)?;
                 Ok((state_of(&case), vec![entry]))
             })
             .await?
@@ -444,17 +447,8 @@ impl Cases {
                 let from = from.clone().filter(|f| Some(f.id) == case.assignee_id);
                 case.assignee_id = Some(to.id);
                 case.updated_at = now;
-                let system = |body: &ActivityBody| -> Result<PendingEntry> {
-                    Ok(PendingEntry {
-                        kind: body.kind(),
-                        visibility: Visibility::Internal.as_str(),
-                        author_id: None,
-                        author_name: author.to_string(),
-                        at: now,
-                        body: serde_json::to_string(body)
-                            .map_err(|e| Error::Corrupt(e.to_string()))?,
-                    })
-                };
+                let system =
+                    |body: &ActivityBody| entry_by(None, author, now, Visibility::Internal, body);
                 let assigned = ActivityBody::Assigned {
                     from,
                     to: to.clone(),

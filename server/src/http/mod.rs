@@ -46,10 +46,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> AppState {
-        AppState::with_cases(Cases::new(store, clock), Default::default())
-    }
-
     /// State around a configured case service (e.g. one that feeds the SLA engine).
     pub fn with_cases(cases: Cases, sla: Arc<crate::sla::registry::Registry>) -> AppState {
         AppState {

@@ -104,16 +104,13 @@ impl Engine {
     async fn resync_open(&self) -> Result<()> {
         let mut after = 0;
         loop {
-            let batch = self.cases.store.cases_after(after, 500).await?;
-            let Some(last) = batch.last() else {
+            let ids = self.cases.store.open_case_ids_after(after, 500).await?;
+            let Some(last) = ids.last() else {
                 return Ok(());
             };
-            after = last.id;
-            for row in batch
-                .iter()
-                .filter(|r| !matches!(r.status.as_str(), "resolved" | "closed"))
-            {
-                self.sync(row.id).await?;
+            after = *last;
+            for id in ids {
+                self.sync(id).await?;
             }
         }
     }
@@ -171,6 +168,7 @@ impl Engine {
             timeline,
             policy,
             calendar,
+            recorded_timers,
         }) = self.load(case_id).await?
         else {
             return Ok(());
@@ -213,13 +211,7 @@ impl Engine {
             timer_id: t.id,
         };
         // Idempotent by timer id: a retried firing finds its entry.
-        let already = self.cases.store.entries(row.id).await?.iter().any(|e| {
-            e.kind == "sla_event"
-                && serde_json::from_str::<ActivityBody>(&e.body).is_ok_and(
-                    |b| matches!(b, ActivityBody::SlaEvent { timer_id, .. } if timer_id == t.id),
-                )
-        });
-        if already {
+        if recorded_timers.contains(&t.id) {
             return Ok(());
         }
         // Automatic reassignment: to the next engineer, round-robin; if there
@@ -259,6 +251,8 @@ pub struct CaseClocks {
     pub timeline: Timeline,
     pub policy: super::policy::Policy,
     pub calendar: super::calendar::Calendar,
+    /// Timers whose events the history already holds.
+    pub recorded_timers: Vec<i64>,
 }
 
 /// Load what a case's clocks need: its history reduced to a timeline, and the
@@ -272,6 +266,7 @@ pub async fn load(
         return Ok(None);
     };
     let mut timeline: Option<Timeline> = None;
+    let mut recorded_timers = Vec::new();
     for e in store.entries(row.id).await? {
         let at = crate::clock::from_micros(e.at);
         let Ok(body) = serde_json::from_str::<ActivityBody>(&e.body) else {
@@ -291,6 +286,7 @@ pub async fn load(
             (ActivityBody::PriorityChanged { to, .. }, Some(t)) => {
                 t.changes.push((at, Change::Priority(to)))
             }
+            (ActivityBody::SlaEvent { timer_id, .. }, _) => recorded_timers.push(timer_id),
             _ => {}
         }
     }
@@ -329,5 +325,6 @@ pub async fn load(
         timeline,
         policy,
         calendar,
+        recorded_timers,
     }))
 }

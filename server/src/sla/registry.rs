@@ -71,7 +71,7 @@ impl Registry {
         for (name, p) in &reg.policies {
             if let Some(cal) = &p.calendar {
                 if !reg.calendars.contains_key(cal)
-                    && !matches!(cal.as_str(), "24x7" | "7x8" | "5x8")
+                    && Calendar::preset(cal, chrono_tz::UTC).is_err()
                 {
                     return Err(format!(
                         "sla.policies ({name}).calendar: no calendar named {cal:?}"

@@ -156,14 +156,6 @@ impl Store {
         rows.into_iter().map(UserRow::into_view).collect()
     }
 
-    pub async fn count_users(&self) -> Result<i64> {
-        Ok(read!(self, |p, _d| {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
-                .fetch_one(p)
-                .await?
-        }))
-    }
-
     pub async fn insert_token(
         &self,
         user_id: i64,

@@ -681,6 +681,20 @@ impl Store {
         }))
     }
 
+    /// Ids of open (not resolved or closed) cases after `after_id`, in id order.
+    pub async fn open_case_ids_after(&self, after_id: i64, limit: i64) -> Result<Vec<i64>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_scalar(
+                "SELECT id FROM cases WHERE id > $1 AND status NOT IN ('resolved', 'closed')
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
     /// Number of cases per status (for /metrics).
     pub async fn case_counts_by_status(&self) -> Result<Vec<(String, i64)>> {
         Ok(read!(self, |p, _d| {
