@@ -70,6 +70,8 @@ pub enum Action {
     Assign,
     TakeOver,
     ReadInternal,
+    /// File the fault analysis report of a case.
+    WriteFaultReport,
 }
 
 impl Principal {
@@ -99,7 +101,7 @@ impl Principal {
             (RmaAdmin, _) => false,
             (
                 Dispatcher | Engineer | Expert | Manager,
-                RecordCall | ChangeStatus | ChangePriority | Classify,
+                RecordCall | ChangeStatus | ChangePriority | Classify | WriteFaultReport,
             ) => true,
             (Dispatcher | Engineer | Expert, RecordFieldVisit) => true,
             (Manager, RecordFieldVisit) => false,
@@ -157,6 +159,7 @@ fn action_words(a: Action) -> &'static str {
         Action::Assign => "assign cases",
         Action::TakeOver => "take cases over",
         Action::ReadInternal => "read internal notes",
+        Action::WriteFaultReport => "file fault analysis reports",
     }
 }
 

@@ -196,6 +196,8 @@ async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Resul
                 role: Role::Admin,
                 manager_level: None,
                 organization_id: None,
+                quiet_hours: None,
+                timezone: None,
             }
             .validate()?;
             let user = store.insert_user(&user, clock.now()).await?;
@@ -273,7 +275,17 @@ pub async fn serve(
         crate::sla::timers::Settings::default(),
         stopped,
     );
-    let state = crate::http::AppState::with_cases(cases.with_change_feed(feed), registry);
+    let cases = cases.with_change_feed(feed);
+    // The notifier sends what the outbox queues (e-mail, SMS, webhooks).
+    let mut notify = config.notify.clone();
+    // Links in messages (survey) need an address people can reach.
+    notify
+        .public_url
+        .get_or_insert_with(|| format!("http://{addr}"));
+    let notifier = crate::notify::Notifier::new(cases.clone(), notify, registry.timezone)
+        .map_err(anyhow::Error::msg)?;
+    notifier.start(stop.subscribe());
+    let state = crate::http::AppState::with_cases(cases, registry);
     let app = crate::http::router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

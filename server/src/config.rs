@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub database: DatabaseSection,
     #[serde(default)]
     pub sla: SlaSection,
+    #[serde(default)]
+    pub notify: crate::notify::settings::NotifySpec,
 }
 
 /// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
@@ -95,6 +97,8 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// SLA policies and calendars, validated.
     pub sla: crate::sla::registry::Registry,
+    /// Notification channels and retry policy, validated.
+    pub notify: crate::notify::Settings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -149,8 +153,13 @@ impl Config {
             &file.sla.calendars,
         )
         .map_err(anyhow::Error::msg)?;
+        let notify = file
+            .notify
+            .build(file.server.public_url.clone())
+            .map_err(anyhow::Error::msg)?;
         Ok(Config {
             sla,
+            notify,
             listen,
             data_dir,
             database,

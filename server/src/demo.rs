@@ -485,6 +485,8 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
                     role: *role,
                     manager_level: *level,
                     organization_id: None,
+                    quiet_hours: None,
+                    timezone: None,
                 }
                 .validate()?,
                 start,
@@ -506,6 +508,8 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
                     role: Role::Customer,
                     manager_level: None,
                     organization_id: Some(org_id),
+                    quiet_hours: None,
+                    timezone: None,
                 }
                 .validate()?,
                 start,
@@ -626,6 +630,22 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
                 Status::Resolved,
                 Some("Faulty power supply replaced on site."),
             ),
+        )
+        .await?;
+    cases
+        .add_fault_report(
+            &erik,
+            &c.number,
+            &crate::cases::feedback::NewFaultReport {
+                cause: "The switch's power supply failed intermittently (capacitor ageing), \
+                        so the switch reloaded under load."
+                    .into(),
+                actions: "Replaced the PWR-C5-125WAC power supply on site; monitored for one hour."
+                    .into(),
+                prevention: "Second power supply fitted at the next maintenance window; \
+                             PSU status now monitored by the agent."
+                    .into(),
+            },
         )
         .await?;
     at(Duration::days(5));

@@ -391,6 +391,10 @@ pub struct User {
     pub manager_level: Option<i64>,
     /// The organisation of a customer user.
     pub organization_id: Option<i64>,
+    /// Daily window ("22:00-07:00") without non-P1 notifications.
+    pub quiet_hours: Option<String>,
+    /// IANA time zone for quiet hours (default: the server's SLA time zone).
+    pub timezone: Option<String>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -409,6 +413,12 @@ pub struct NewUser {
     pub manager_level: Option<i64>,
     #[serde(default)]
     pub organization_id: Option<i64>,
+    /// Daily window ("22:00-07:00") in which only P1 notifications are sent.
+    #[serde(default)]
+    pub quiet_hours: Option<String>,
+    /// IANA time zone of the quiet hours, e.g. "Europe/Berlin".
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 /// The five manager levels of SPEC.md 1, lowest first.
@@ -467,6 +477,8 @@ impl NewUser {
             role: self.role,
             manager_level: self.manager_level,
             organization_id: self.organization_id,
+            quiet_hours: opt_quiet_hours(&self.quiet_hours)?,
+            timezone: opt_timezone(&self.timezone)?,
         })
     }
 }
@@ -700,6 +712,8 @@ mod tests {
             role: Role::Manager,
             manager_level: Some(3),
             organization_id: None,
+            quiet_hours: None,
+            timezone: None,
         };
         assert!(base.validate().is_ok());
         assert!(NewUser {
@@ -727,6 +741,25 @@ mod tests {
         }
         .validate()
         .is_err());
+        assert!(NewUser {
+            quiet_hours: Some("22:00-7".into()),
+            ..base.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(NewUser {
+            timezone: Some("Mars/Olympus".into()),
+            ..base.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(NewUser {
+            quiet_hours: Some("22:00-07:00".into()),
+            timezone: Some("Europe/Berlin".into()),
+            ..base.clone()
+        }
+        .validate()
+        .is_ok());
     }
 }
 
@@ -743,6 +776,26 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+fn opt_quiet_hours(v: &Option<String>) -> Result<Option<String>> {
+    v.as_deref()
+        .map(|s| {
+            s.parse::<crate::notify::quiet::QuietHours>()
+                .map(|q| q.to_string())
+                .map_err(|e| Error::invalid("quiet_hours", e))
+        })
+        .transpose()
+}
+
+fn opt_timezone(v: &Option<String>) -> Result<Option<String>> {
+    v.as_deref()
+        .map(|s| {
+            s.parse::<chrono_tz::Tz>()
+                .map(|_| s.to_string())
+                .map_err(|_| Error::invalid("timezone", format!("{s:?} is not an IANA time zone")))
+        })
+        .transpose()
 }
 
 fn merge<T: Clone>(patch: &Option<Option<T>>, current: &Option<T>) -> Option<T> {
@@ -879,6 +932,11 @@ pub struct UserPatch {
     /// false deactivates the user: every token is refused at once (admins).
     #[serde(default)]
     pub active: Option<bool>,
+    /// null removes them.
+    #[serde(default, deserialize_with = "double")]
+    pub quiet_hours: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
+    pub timezone: Option<Option<String>>,
 }
 
 impl UserPatch {
@@ -901,6 +959,8 @@ impl UserPatch {
             role: u.role,
             manager_level: self.manager_level.or(u.manager_level),
             organization_id: u.organization_id,
+            quiet_hours: merge(&self.quiet_hours, &u.quiet_hours),
+            timezone: merge(&self.timezone, &u.timezone),
         }
         .validate()?;
         Ok((rec, self.active.unwrap_or(u.active)))

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod http;
+pub mod notify;
 pub mod sla;
 pub mod store;
 pub mod validate;

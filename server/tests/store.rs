@@ -264,6 +264,8 @@ async fn users_and_tokens(s: &Store) -> anyhow::Result<()> {
                 role: Role::Engineer,
                 manager_level: None,
                 organization_id: None,
+                quiet_hours: None,
+                timezone: None,
             }
             .validate()?,
             t0(),
@@ -312,6 +314,8 @@ async fn case_numbers_and_history(s: &Store) -> anyhow::Result<()> {
                 role: Role::Dispatcher,
                 manager_level: None,
                 organization_id: None,
+                quiet_hours: None,
+                timezone: None,
             }
             .validate()?,
             t0(),
@@ -452,6 +456,7 @@ async fn group_commit_isolates_failures(s: &Store) -> anyhow::Result<()> {
         author_name: "t".into(),
         at: t0(),
         body: "{\"kind\":\"note\",\"text\":\"x\"}".into(),
+        notify: false,
     };
     let mut tasks = Vec::new();
     for i in 0..40 {

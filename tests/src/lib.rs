@@ -295,7 +295,7 @@ impl Server {
                 serde_json::json!({
                     "username": username, "display_name": username, "role": role,
                     "manager_level": level, "organization_id": org,
-                    "email": format!("{username}@example.com"), "mobile": "+49 170 5550000",
+                    "email": format!("{username}@example.com"), "mobile": mobile_for(username),
                 }),
             )
             .await?;
@@ -315,6 +315,97 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A distinct mobile number per test user ("+49 170 555" and 4 digits).
+pub fn mobile_for(username: &str) -> String {
+    let n = username
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("+49 170 555{:04}", n % 10_000)
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The directory of the peer scripts (`tests/peers`).
+pub fn peers_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers")
+}
+
+/// A peer process started from `tests/peers` (a real SMTP server, an HTTP
+/// receiver) that writes one JSON line per message it receives to its log.
+/// Stopped when dropped.
+pub struct Peer {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    script: String,
+}
+
+impl Peer {
+    /// Start `python3 tests/peers/<script> PORT LOG` and wait for "ready".
+    pub fn start(script: &str, port: u16, log: &Path) -> Result<Peer> {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(peers_dir().join(script))
+            .arg(port.to_string())
+            .arg(log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start python3 {script}"))?;
+        let out = child.stdout.take().context("peer stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            bail!("{script} did not start (is aiosmtpd installed? .ci/run installs it): {line:?}");
+        }
+        Ok(Peer {
+            child,
+            port,
+            log: log.to_path_buf(),
+            script: script.to_string(),
+        })
+    }
+
+    /// Every message received so far.
+    pub fn received(&self) -> Vec<Value> {
+        read_jsonl(&self.log)
+    }
+
+    /// Stop the peer (it can be started again on the same port and log).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again after `stop`.
+    pub fn restart(&mut self) -> Result<()> {
+        let again = Peer::start(&self.script, self.port, &self.log)?;
+        *self = again;
+        Ok(())
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The JSON lines of a file (missing file: none).
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// A second server process; stopped when dropped.
@@ -430,6 +521,17 @@ impl World {
             customer_a,
             customer_b,
         })
+    }
+
+    /// File a fault analysis report as the engineer (P1/P2 cases need one to close).
+    pub async fn fault_report(&self, s: &Server, number: &str) -> Result<()> {
+        s.post_ok(
+            &format!("/api/v1/cases/{number}/fault-report"),
+            &self.engineer.1,
+            serde_json::json!({ "cause": "test cause", "actions": "test actions", "prevention": "test prevention" }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Open a case for organisation A (or B) as the dispatcher; returns its number.

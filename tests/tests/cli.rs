@@ -179,6 +179,13 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/users/{id}", "patch"),
         ("/api/v1/cases/{number}/sla", "get"),
         ("/api/v1/reports/sla", "get"),
+        ("/api/v1/reports/surveys", "get"),
+        ("/api/v1/cases/{number}/fault-report", "post"),
+        ("/api/v1/cases/{number}/notifications", "get"),
+        ("/api/v1/alerts", "get"),
+        ("/api/v1/alerts/{id}/ack", "post"),
+        ("/api/v1/surveys/{token}", "get"),
+        ("/api/v1/surveys/{token}", "post"),
     ];
     let documented: usize = paths
         .values()

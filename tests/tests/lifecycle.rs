@@ -80,6 +80,9 @@ async fn drive(s: &Server, w: &World, number: &str, target: &str) -> Result<()> 
             )
             .await?;
         } else {
+            if step == "closed" {
+                w.fault_report(s, number).await?;
+            }
             let (st, v) = set_status(s, &w.engineer.1, number, step).await?;
             anyhow::ensure!(
                 st.is_success(),
@@ -106,6 +109,10 @@ async fn every_transition(backend: Backend) -> Result<()> {
         for to in STATUSES {
             let number = w.open_case(&s, false, &format!("{from} -> {to}")).await?;
             drive(&s, &w, &number, from).await?;
+            if to == "closed" && from != "closed" {
+                // P2: closing needs a fault analysis report (tests/notify.rs).
+                w.fault_report(&s, &number).await?;
+            }
             let (st, v) = set_status(&s, &w.engineer.1, &number, to).await?;
             if legal(from, to) {
                 assert_eq!(st, 200, "{from} -> {to} should be legal: {v}");
@@ -373,6 +380,7 @@ async fn search_and_pagination(backend: Backend) -> Result<()> {
             json!({ "status": "resolved", "reason": "fixed" }),
         )
         .await?;
+        w.fault_report(&s, n).await?;
         s.post_ok(
             &format!("/api/v1/cases/{n}/status"),
             &w.engineer.1,

@@ -93,6 +93,48 @@ fn ops() -> Vec<Op> {
             needs_case: false,
         },
         Op {
+            name: "survey report",
+            method: Method::GET,
+            path: |_, _| {
+                "/api/v1/reports/surveys?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z".into()
+            },
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            name: "case notifications",
+            method: Method::GET,
+            path: |_, n| format!("/api/v1/cases/{n}/notifications"),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: true,
+        },
+        Op {
+            name: "my alerts",
+            method: Method::GET,
+            path: |_, _| "/api/v1/alerts".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            name: "everyone's alerts",
+            method: Method::GET,
+            path: |_, _| "/api/v1/alerts?all=true".into(),
+            body: |_, _| None,
+            allowed: &["admin"],
+            needs_case: false,
+        },
+        Op {
+            name: "fault report",
+            method: Method::POST,
+            path: |_, n| format!("/api/v1/cases/{n}/fault-report"),
+            body: |_, _| Some(json!({ "cause": "c", "actions": "a", "prevention": "p" })),
+            allowed: CASE_WORKERS,
+            needs_case: true,
+        },
+        Op {
             name: "sla clocks",
             method: Method::GET,
             path: |_, n| format!("/api/v1/cases/{n}/sla"),

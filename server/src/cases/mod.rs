@@ -3,6 +3,7 @@
 //! history entries and written atomically by the store, so two people
 //! changing one case at once never lose an update or fork the history.
 
+pub mod feedback;
 pub mod history;
 pub mod model;
 pub mod status;
@@ -349,6 +350,7 @@ fn entry_by(
         author_name: author_name.to_string(),
         at,
         body: serde_json::to_string(body).map_err(|e| Error::Corrupt(e.to_string()))?,
+        notify: crate::notify::wants(body),
     })
 }
 
@@ -781,6 +783,13 @@ impl Cases {
             ));
         }
         let customer = who.role == Role::Customer;
+        let has_report = match req.status {
+            Status::Closed => {
+                let row = self.get(who, number).await?;
+                self.has_fault_report(row.id).await?
+            }
+            _ => true,
+        };
         self.change(who, number, |c, now| {
             if customer && !customer_may_set(c.status, req.status) {
                 return Err(Error::forbidden(
@@ -789,6 +798,13 @@ impl Cases {
             }
             let from = c.status;
             c.status = from.transition(req.status, false)?;
+            if c.status == Status::Closed && feedback::needs_report(c.priority, has_report) {
+                return Err(Error::conflict(format!(
+                    "case {} is {}: it needs a fault analysis report before it closes \
+                     (POST /api/v1/cases/{}/fault-report)",
+                    c.number, c.priority, c.number
+                )));
+            }
             match c.status {
                 Status::Responded => {
                     c.responded_at.get_or_insert(now);

@@ -237,6 +237,35 @@ pub enum ActivityBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         customer_signoff: Option<String>,
     },
+    /// Fault analysis report (required to close a P1/P2 case); e-mailed to
+    /// the customer contact.
+    FaultReport {
+        cause: String,
+        actions: String,
+        prevention: String,
+    },
+    /// The customer contact answered the satisfaction survey.
+    SurveyAnswered {
+        rating: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// A notification could not be delivered after every attempt.
+    NotificationFailed {
+        channel: String,
+        recipient: String,
+        address: String,
+        /// The rule that sent it (assigned, escalation:2, survey, ...).
+        reason: String,
+        attempts: i64,
+        error: String,
+    },
+    /// A manager or dispatcher acknowledged an alert.
+    AlertAcknowledged {
+        alert_id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<i64>,
+    },
 }
 
 impl ActivityBody {
@@ -252,6 +281,10 @@ impl ActivityBody {
             ActivityBody::Classified { .. } => "classified",
             ActivityBody::FieldVisit { .. } => "field_visit",
             ActivityBody::SlaEvent { .. } => "sla_event",
+            ActivityBody::FaultReport { .. } => "fault_report",
+            ActivityBody::SurveyAnswered { .. } => "survey_answered",
+            ActivityBody::NotificationFailed { .. } => "notification_failed",
+            ActivityBody::AlertAcknowledged { .. } => "alert_acknowledged",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod cases;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod feedback;
 pub mod reports;
 pub mod users;
 
@@ -132,6 +133,12 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(directory::create_device, directory::list_devices))
         .routes(routes!(directory::get_device, directory::update_device))
         .routes(routes!(reports::sla_report))
+        .routes(routes!(feedback::survey_report))
+        .routes(routes!(feedback::add_fault_report))
+        .routes(routes!(feedback::list_notifications))
+        .routes(routes!(feedback::list_alerts))
+        .routes(routes!(feedback::acknowledge_alert))
+        .routes(routes!(feedback::get_survey, feedback::answer_survey))
         .routes(routes!(users::me))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user))
@@ -157,6 +164,10 @@ pub fn router(state: AppState) -> Router {
             let doc = doc.clone();
             async move { Json(doc.as_ref().clone()) }
         }),
+    )
+    .route(
+        "/survey/{token}",
+        get(feedback::survey_page).post(feedback::survey_submit),
     )
     .route("/healthz", get(healthz))
     .route("/metrics", get(metrics_text))
@@ -195,6 +206,14 @@ async fn metrics_text(State(s): State<AppState>) -> Result<Response, ApiError> {
             .map(|(_, n)| *n)
             .unwrap_or(0);
         out.push_str(&format!("outpost_cases{{status=\"{st}\"}} {n}\n"));
+    }
+    out.push_str(
+        "# HELP outpost_notification_deliveries Notifications by channel and state.\n# TYPE outpost_notification_deliveries gauge\n",
+    );
+    for (channel, status, n) in s.store.delivery_counts().await? {
+        out.push_str(&format!(
+            "outpost_notification_deliveries{{channel=\"{channel}\",status=\"{status}\"}} {n}\n"
+        ));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

@@ -19,6 +19,8 @@ struct UserRow {
     role: String,
     manager_level: Option<i64>,
     organization_id: Option<i64>,
+    quiet_hours: Option<String>,
+    timezone: Option<String>,
     active: bool,
     created_at: i64,
 }
@@ -34,6 +36,8 @@ impl UserRow {
             role: parse_enum("users.role", &self.role)?,
             manager_level: self.manager_level,
             organization_id: self.organization_id,
+            quiet_hours: self.quiet_hours,
+            timezone: self.timezone,
             active: self.active,
             created_at: from_micros(self.created_at),
         })
@@ -73,14 +77,14 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const USER_COLS: &str = "id, username, display_name, email, mobile, role, manager_level, organization_id, active, created_at";
+const USER_COLS: &str = "id, username, display_name, email, mobile, role, manager_level, organization_id, quiet_hours, timezone, active, created_at";
 
 impl Store {
     pub async fn insert_user(&self, u: &NewUser, now: DateTime<Utc>) -> Result<User> {
         let row: UserRow = write!(self, |p, _d| {
             sqlx::query_as(&format!(
-                "INSERT INTO users (username, display_name, email, mobile, role, manager_level, organization_id, active, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {USER_COLS}"
+                "INSERT INTO users (username, display_name, email, mobile, role, manager_level, organization_id, active, created_at, quiet_hours, timezone)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {USER_COLS}"
             ))
             .bind(&u.username)
             .bind(&u.display_name)
@@ -91,6 +95,8 @@ impl Store {
             .bind(u.organization_id)
             .bind(true)
             .bind(to_micros(now))
+            .bind(&u.quiet_hours)
+            .bind(&u.timezone)
             .fetch_one(p)
             .await
             .map_err(|e| map_db_err(e, "username"))?
@@ -101,7 +107,8 @@ impl Store {
     pub async fn update_user(&self, id: i64, u: &NewUser, active: bool) -> Result<User> {
         let row: Option<UserRow> = write!(self, |p, _d| {
             sqlx::query_as(&format!(
-                "UPDATE users SET display_name = $1, email = $2, mobile = $3, manager_level = $4, active = $5
+                "UPDATE users SET display_name = $1, email = $2, mobile = $3, manager_level = $4, active = $5,
+                    quiet_hours = $7, timezone = $8
                  WHERE id = $6 RETURNING {USER_COLS}"
             ))
             .bind(&u.display_name)
@@ -110,6 +117,8 @@ impl Store {
             .bind(u.manager_level)
             .bind(active)
             .bind(id)
+            .bind(&u.quiet_hours)
+            .bind(&u.timezone)
             .fetch_optional(p)
             .await
             .map_err(|e| map_db_err(e, "user"))?
@@ -233,7 +242,7 @@ impl Store {
         let row: Option<UserRow> = read!(self, |p, _d| {
             sqlx::query_as(
                 "SELECT u.id, u.username, u.display_name, u.email, u.mobile, u.role, u.manager_level,
-                        u.organization_id, u.active, u.created_at
+                        u.organization_id, u.quiet_hours, u.timezone, u.active, u.created_at
                  FROM api_tokens t JOIN users u ON u.id = t.user_id
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.active",
             )

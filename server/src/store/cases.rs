@@ -38,6 +38,18 @@ macro_rules! insert_entry {
     }};
 }
 
+/// Queue one entry in the notification outbox inside the transaction `$tx`.
+macro_rules! insert_outbox {
+    ($tx:expr, $case_id:expr, $seq:expr, $at:expr) => {{
+        sqlx::query("INSERT INTO outbox (case_id, seq, created_at) VALUES ($1, $2, $3)")
+            .bind($case_id)
+            .bind($seq)
+            .bind(to_micros($at))
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 /// A case creation waiting for the writer task.
 #[derive(Debug)]
 pub(crate) struct CreateRequest {
@@ -187,6 +199,8 @@ pub struct PendingEntry {
     pub at: DateTime<Utc>,
     /// JSON text of the activity body.
     pub body: String,
+    /// Queue it in the notification outbox, in the same transaction.
+    pub notify: bool,
 }
 
 /// A stored history entry.
@@ -437,7 +451,17 @@ impl Store {
                     .await
                     .map_err(|e| map_db_err(e, "activity"))?;
             }
+            let mut queued = false;
+            for (id, seq, e, _, _) in &entries {
+                if e.notify {
+                    insert_outbox!(tx, *id, *seq, e.at);
+                    queued = true;
+                }
+            }
             tx.commit().await?;
+            if queued {
+                self.outbox_signal.notify_one();
+            }
             rows.iter()
                 .map(|(_, number, ..)| {
                     ids.get(number)
@@ -496,10 +520,18 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| map_db_err(e, "assignee_id"))?;
+            let mut queued = false;
             for (e, (seq, prev, hash)) in entries.iter().zip(links) {
                 insert_entry!(tx, row.id, seq, e, prev, hash);
+                if e.notify {
+                    insert_outbox!(tx, row.id, seq, e.at);
+                    queued = true;
+                }
             }
             tx.commit().await?;
+            if queued {
+                self.outbox_signal.notify_one();
+            }
             Ok(Some(()))
         })
     }

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod cases;
 pub mod directory;
+pub mod notify;
 pub mod timers;
 
 pub use cases::{CaseFilter, CaseRow, Cursor};
@@ -66,6 +67,8 @@ pub struct Store {
     backend: Backend,
     /// Queue of the case writer task (group commit); `None` inside that task.
     creator: Option<tokio::sync::mpsc::Sender<cases::CreateRequest>>,
+    /// Poked after a commit that queued outbox rows (see `notify`).
+    outbox_signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Run `$body` with `$p` bound to a pool that may read.
@@ -140,6 +143,7 @@ impl Store {
                 Store {
                     backend: Backend::Sqlite { write, read },
                     creator: None,
+                    outbox_signal: Default::default(),
                 }
             }
             Database::Postgres { url } => {
@@ -155,6 +159,7 @@ impl Store {
                 Store {
                     backend: Backend::Postgres { pool },
                     creator: None,
+                    outbox_signal: Default::default(),
                 }
             }
         };
