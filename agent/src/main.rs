@@ -6,18 +6,22 @@
 //! * `outpost-agent facts`: print the host's facts (`HostFacts`) as JSON.
 //! * `outpost-agent health`: take one health sample (`HealthSample`) and
 //!   print it as JSON.
+//! * `outpost-agent check --config FILE`: validate the configuration, poll
+//!   each SNMP target once and print a table; fails if any target fails.
 //!
-//! Output goes to standard output as pretty-printed JSON, in exactly the wire
-//! format of `outpost-protocol`. Errors go to standard error as one line
+//! `facts` and `health` print pretty JSON, in exactly the wire format of
+//! `outpost-protocol`. Errors go to standard error as one line
 //! (`outpost-agent: error: ...` with its causes) and exit with status 1;
 //! command-line mistakes exit with status 2 and a usage message.
 
-mod collect;
-
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use outpost_agent::config::AgentConfig;
+use outpost_agent::{check, collect};
+
+use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -40,10 +44,24 @@ enum Command {
     /// Take one health sample (CPU, load, memory, disks, temperatures,
     /// uptime) and print it as JSON.
     Health,
+    /// Validate the configuration file and poll each SNMP target once,
+    /// printing one line per target; exits with status 1 if any fails.
+    Check {
+        /// The agent's configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,async_snmp=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -66,7 +84,29 @@ fn run(command: Command) -> Result<()> {
                 .context("collecting a host health sample")?;
             print_json(&sample)
         }
+        Command::Check { config } => check_command(&config),
     }
+}
+
+/// `check`: load the config, poll every target once, print the table.
+fn check_command(path: &std::path::Path) -> Result<()> {
+    let config = AgentConfig::load(path).context("invalid configuration")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcomes = runtime.block_on(check::run(&config));
+    let table = check::render(&outcomes);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(table.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")?;
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    if failed > 0 {
+        bail!("{failed} of {} SNMP targets failed", outcomes.len());
+    }
+    Ok(())
 }
 
 /// Writes `value` to standard output as pretty JSON followed by a newline.
@@ -94,6 +134,12 @@ mod tests {
         assert!(matches!(cli.command, Command::Facts));
         let cli = Cli::try_parse_from(["outpost-agent", "health"]).expect("parse health");
         assert!(matches!(cli.command, Command::Health));
+        let cli = Cli::try_parse_from(["outpost-agent", "check", "--config", "a.toml"])
+            .expect("parse check");
+        assert!(
+            matches!(cli.command, Command::Check { config } if config == std::path::Path::new("a.toml"))
+        );
+        assert!(Cli::try_parse_from(["outpost-agent", "check"]).is_err());
         assert!(Cli::try_parse_from(["outpost-agent", "reboot"]).is_err());
         assert!(Cli::try_parse_from(["outpost-agent"]).is_err());
     }
