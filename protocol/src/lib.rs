@@ -34,6 +34,8 @@ mod health;
 mod heartbeat;
 mod inventory;
 mod message;
+mod topology;
+mod uplink;
 
 #[cfg(test)]
 mod samples;
@@ -50,6 +52,11 @@ pub use inventory::{
     DeviceInventory, DiskFacts, HostFacts, Inventory, ModuleInventory, PhysicalClass,
 };
 pub use message::AgentMessage;
+pub use topology::{LldpLink, Topology};
+pub use uplink::{
+    signing_input, AgentAuth, Batch, BatchResult, Outcome, OutcomeStatus, AUTH_SCHEME, MAX_BATCH,
+    MAX_SKEW_SECS,
+};
 
 /// The protocol version this build speaks.
 ///

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{FaultEvent, Heartbeat, Inventory};
+use crate::{FaultEvent, Heartbeat, Inventory, Topology};
 
 /// Any message an enrolled agent sends on its uplink, as one JSON object with
 /// a `type` field (`heartbeat`, `inventory` or `fault`) beside the fields of
@@ -17,6 +17,8 @@ pub enum AgentMessage {
     Inventory(Inventory),
     /// A [`FaultEvent`]; `"type": "fault"`.
     Fault(FaultEvent),
+    /// The LLDP [`Topology`]; `"type": "topology"`.
+    Topology(Topology),
 }
 
 impl AgentMessage {
@@ -26,6 +28,7 @@ impl AgentMessage {
             AgentMessage::Heartbeat(m) => m.protocol_version,
             AgentMessage::Inventory(m) => m.protocol_version,
             AgentMessage::Fault(m) => m.protocol_version,
+            AgentMessage::Topology(m) => m.protocol_version,
         }
     }
 
@@ -35,6 +38,7 @@ impl AgentMessage {
             AgentMessage::Heartbeat(m) => m.agent_id,
             AgentMessage::Inventory(m) => m.agent_id,
             AgentMessage::Fault(m) => m.agent_id,
+            AgentMessage::Topology(m) => m.agent_id,
         }
     }
 }
