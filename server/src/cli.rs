@@ -269,13 +269,29 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let cases = Cases::new(store.clone(), clock);
     let registry = Arc::new(config.sla.clone());
+    // Agent timers (heartbeat watch) share the timer runner; the agents
+    // service needs the fed case service, so it is filled in just below.
+    let agents_cell: Arc<std::sync::OnceLock<crate::agents::Agents>> = Arc::default();
+    let cell = agents_cell.clone();
+    let others: crate::sla::timers::Handler = Arc::new(move |t| {
+        let cell = cell.clone();
+        Box::pin(async move {
+            match cell.get() {
+                Some(a) => a.lost_timer(&t.owner).await.map_err(|e| e.to_string()),
+                None => Err("the agents service is starting".into()),
+            }
+        })
+    });
     let feed = crate::sla::engine::Engine::start(
         cases.clone(),
         registry.clone(),
         crate::sla::timers::Settings::default(),
         stopped,
+        Some(others),
     );
     let cases = cases.with_change_feed(feed);
+    let agents = crate::agents::Agents::new(cases.clone(), config.agents.clone());
+    let _ = agents_cell.set(agents.clone());
     // The notifier sends what the outbox queues (e-mail, SMS, webhooks).
     let mut notify = config.notify.clone();
     // Links in messages (survey) need an address people can reach.
@@ -285,7 +301,7 @@ pub async fn serve(
     let notifier = crate::notify::Notifier::new(cases.clone(), notify, registry.timezone)
         .map_err(anyhow::Error::msg)?;
     notifier.start(stop.subscribe());
-    let state = crate::http::AppState::with_cases(cases, registry);
+    let state = crate::http::AppState::with_cases(cases, registry).with_agents(agents);
     let app = crate::http::router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

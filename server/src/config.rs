@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub sla: SlaSection,
     #[serde(default)]
     pub notify: crate::notify::settings::NotifySpec,
+    #[serde(default)]
+    pub agents: crate::agents::AgentSpec,
 }
 
 /// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
@@ -99,6 +101,8 @@ pub struct Config {
     pub sla: crate::sla::registry::Registry,
     /// Notification channels and retry policy, validated.
     pub notify: crate::notify::Settings,
+    /// Agent heartbeats, enrolment and fault handling, validated.
+    pub agents: crate::agents::Settings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -157,9 +161,11 @@ impl Config {
             .notify
             .build(file.server.public_url.clone())
             .map_err(anyhow::Error::msg)?;
+        let agents = file.agents.build().map_err(anyhow::Error::msg)?;
         Ok(Config {
             sla,
             notify,
+            agents,
             listen,
             data_dir,
             database,

@@ -321,6 +321,16 @@ pub struct Device {
     /// Last day of the vendor warranty (inclusive).
     pub warranty_end: Option<NaiveDate>,
     pub created_at: DateTime<Utc>,
+    /// The enrolled agent that looks after the device, if any.
+    pub agent_id: Option<i64>,
+    /// The device's target name in that agent's configuration.
+    pub agent_target: Option<String>,
+    /// Running software version, as the agent last reported it.
+    pub software_version: Option<String>,
+    /// SNMP sysObjectID, as the agent last reported it.
+    pub sys_object_id: Option<String>,
+    /// When the agent last reported on the device.
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 impl Device {

@@ -1,6 +1,7 @@
 //! Outpost case server: the library behind the `outpost-server` binary.
 //! See ARCHITECTURE.md for the map of modules and the rules they keep.
 
+pub mod agents;
 pub mod auth;
 pub mod cases;
 pub mod cli;

@@ -448,6 +448,8 @@ async fn group_commit_isolates_failures(s: &Store) -> anyhow::Result<()> {
         assignee_id: None,
         created_by: None,
         created_at: t0(),
+        agent_id: None,
+        fault_key: None,
     };
     let entry = PendingEntry {
         kind: "note",

@@ -214,21 +214,39 @@ async fn failures_retry_and_dead_leases_expire(db: &Db) -> anyhow::Result<()> {
     let log: Log = Arc::default();
     let (stop, _) = start(store.clone(), log.clone(), 2);
     wait_for(&log, 2).await?;
-    let flaky = store
-        .timer("case:1", "flaky")
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("missing"))?;
-    assert!(flaky.fired_at.is_some());
+    // The handler has run; its completion is recorded just after it returns.
+    let mut flaky = None;
+    for _ in 0..100 {
+        let t = store
+            .timer("case:1", "flaky")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("missing"))?;
+        if t.fired_at.is_some() {
+            flaky = Some(t);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let flaky = flaky.ok_or_else(|| anyhow::anyhow!("flaky never completed"))?;
     assert_eq!(
         flaky.attempts, 4,
         "one dead claim, two planned failures, one success"
     );
     assert_eq!(flaky.last_error.as_deref(), Some("planned failure 2"));
-    let orphan = store
-        .timer("case:2", "orphan")
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("missing"))?;
-    assert_eq!((orphan.attempts, orphan.fired_at.is_some()), (2, true));
+    let mut orphan = None;
+    for _ in 0..100 {
+        let t = store
+            .timer("case:2", "orphan")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("missing"))?;
+        if t.fired_at.is_some() {
+            orphan = Some(t);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let orphan = orphan.ok_or_else(|| anyhow::anyhow!("orphan never completed"))?;
+    assert_eq!(orphan.attempts, 2);
     let _ = stop.send(true);
     Ok(())
 }

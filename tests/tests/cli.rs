@@ -186,6 +186,13 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/alerts/{id}/ack", "post"),
         ("/api/v1/surveys/{token}", "get"),
         ("/api/v1/surveys/{token}", "post"),
+        ("/api/v1/enrollment-tokens", "post"),
+        ("/api/v1/agents", "get"),
+        ("/api/v1/agents/{id}", "get"),
+        ("/api/v1/agents/{id}/revoke", "post"),
+        ("/api/v1/agent/enroll", "post"),
+        ("/api/v1/agent/messages", "post"),
+        ("/api/v1/organizations/{id}/topology", "get"),
     ];
     let documented: usize = paths
         .values()

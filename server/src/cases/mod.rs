@@ -14,8 +14,8 @@ use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 pub use model::{
-    ActivityBody, CallDirection, Caller, CaseType, Channel, Priority, SlaEventKind, UserRef,
-    Visibility,
+    ActivityBody, CallDirection, Caller, CaseType, Channel, FaultChange, FaultEvidence, Priority,
+    SlaEventKind, UserRef, Visibility,
 };
 pub use status::Status;
 
@@ -477,6 +477,58 @@ impl Cases {
         Ok(done)
     }
 
+    /// Open a case on the server's own authority (an agent's fault), with
+    /// its first entries, in one transaction.
+    pub async fn open_system(
+        &self,
+        author: &str,
+        insert: &CaseInsert,
+        bodies: &[(Visibility, ActivityBody)],
+    ) -> Result<(i64, String)> {
+        let entries = bodies
+            .iter()
+            .map(|(v, b)| entry_by(None, author, insert.created_at, *v, b))
+            .collect::<Result<Vec<_>>>()?;
+        let (id, number) = self.store.insert_case(insert, &entries).await?;
+        self.changed(id);
+        Ok((id, number))
+    }
+
+    /// Resolve a case on the server's own authority; false if it is not open.
+    pub async fn resolve_system(&self, number: &str, author: &str, reason: &str) -> Result<bool> {
+        let now = self.clock.now();
+        let mut id = 0;
+        let mut done = false;
+        self.store
+            .change_case(number, |row| {
+                let mut case = row.to_case()?;
+                id = case.id;
+                if !case.status.is_open() {
+                    return Ok((state_of(&case), Vec::new()));
+                }
+                let from = case.status;
+                case.status = from.transition(Status::Resolved, false)?;
+                case.resolved_at = Some(now);
+                case.updated_at = now;
+                let body = ActivityBody::StatusChanged {
+                    from,
+                    to: Status::Resolved,
+                    reason: Some(reason.to_string()),
+                };
+                done = true;
+                Ok((
+                    state_of(&case),
+                    vec![entry_by(None, author, now, Visibility::Public, &body)?],
+                ))
+            })
+            .await?
+            .ok_or_else(|| Error::not_found(format!("case {number}")))?;
+        if done {
+            self.changed(id);
+        }
+        Ok(done)
+    }
+
     /// The next engineer in round-robin order after `current` (by user id,
     /// active engineers only, never `current` itself).
     pub async fn next_engineer(&self, current: Option<i64>) -> Result<Option<UserRef>> {
@@ -702,6 +754,8 @@ impl Cases {
             assignee_id: assignee.as_ref().map(|a| a.id),
             created_by: Some(who.user_id),
             created_at: now,
+            agent_id: None,
+            fault_key: None,
         };
         let (id, number) = self.store.insert_case(&insert, &entries).await?;
         self.changed(id);

@@ -144,6 +144,24 @@ pub enum SlaEventKind {
     Escalated,
 }
 
+/// What an agent's fault event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultChange {
+    Raised,
+    /// Raised again while the case for it is still open.
+    Returned,
+    Cleared,
+}
+
+/// One reading an agent attached to a fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FaultEvidence {
+    pub name: String,
+    pub value: String,
+    pub observed_at: DateTime<Utc>,
+}
+
 /// Who opened or is named by an activity, resolved for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserRef {
@@ -260,6 +278,23 @@ pub enum ActivityBody {
         attempts: i64,
         error: String,
     },
+    /// An agent reported a fault on the case's device (raised, returned
+    /// while the case is open, or cleared).
+    Fault {
+        transition: FaultChange,
+        /// `device/rule/instance`.
+        fault_key: String,
+        rule: String,
+        severity: String,
+        summary: String,
+        observed_at: DateTime<Utc>,
+        #[serde(default)]
+        evidence: Vec<FaultEvidence>,
+        /// The agent's host name.
+        agent: String,
+        /// The event's idempotency key; makes recording idempotent.
+        idempotency_key: String,
+    },
     /// A manager or dispatcher acknowledged an alert.
     AlertAcknowledged {
         alert_id: i64,
@@ -285,6 +320,7 @@ impl ActivityBody {
             ActivityBody::SurveyAnswered { .. } => "survey_answered",
             ActivityBody::NotificationFailed { .. } => "notification_failed",
             ActivityBody::AlertAcknowledged { .. } => "alert_acknowledged",
+            ActivityBody::Fault { .. } => "fault",
         }
     }
 }

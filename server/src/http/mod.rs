@@ -5,6 +5,7 @@
 //! Handlers are thin: extract, call the domain, map the result. Errors leave
 //! through [`error::ApiError`] only.
 
+pub mod agents;
 pub mod cases;
 pub mod directory;
 pub mod error;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// SLA policies and calendars (for the clock view).
     pub sla: Arc<crate::sla::registry::Registry>,
+    /// Enrolment and the agent uplink.
+    pub agents: crate::agents::Agents,
     metrics: PrometheusHandle,
 }
 
@@ -51,11 +54,18 @@ impl AppState {
     pub fn with_cases(cases: Cases, sla: Arc<crate::sla::registry::Registry>) -> AppState {
         AppState {
             sla,
+            agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             store: cases.store.clone(),
             clock: cases.clock.clone(),
             cases,
             metrics: metrics_handle(),
         }
+    }
+
+    /// Use this agents service (configured, with its timers) instead of the default.
+    pub fn with_agents(mut self, agents: crate::agents::Agents) -> AppState {
+        self.agents = agents;
+        self
     }
 }
 
@@ -95,6 +105,15 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "agent-signature",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "Authorization",
+                    "Outpost-Agent <agent_id>:<unix seconds>:<hex ed25519 signature> (see outpost_protocol::uplink)",
+                ),
+            )),
+        );
     }
 }
 
@@ -133,6 +152,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(directory::create_device, directory::list_devices))
         .routes(routes!(directory::get_device, directory::update_device))
         .routes(routes!(reports::sla_report))
+        .routes(routes!(agents::create_enrollment_token))
+        .routes(routes!(agents::list_agents))
+        .routes(routes!(agents::get_agent))
+        .routes(routes!(agents::revoke_agent))
+        .routes(routes!(agents::enroll))
+        .routes(routes!(agents::messages))
+        .routes(routes!(agents::topology))
         .routes(routes!(feedback::survey_report))
         .routes(routes!(feedback::add_fault_report))
         .routes(routes!(feedback::list_notifications))

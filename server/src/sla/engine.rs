@@ -61,6 +61,7 @@ impl Engine {
         registry: Arc<Registry>,
         settings: Settings,
         stop: watch::Receiver<bool>,
+        others: Option<Handler>,
     ) -> mpsc::UnboundedSender<i64> {
         let (tx, mut rx) = mpsc::unbounded_channel::<i64>();
         let engine = Engine {
@@ -69,9 +70,14 @@ impl Engine {
             registry,
         };
         let runner = engine.clone();
+        // One timer table, one runner: case deadlines are the engine's, other
+        // owners (e.g. `agent:<id>`) go to `others`.
         let handler: Handler = Arc::new(move |t| {
             let e = runner.clone();
-            Box::pin(async move { e.fire(t).await.map_err(|err| err.to_string()) })
+            match (&others, t.owner.starts_with("case:")) {
+                (Some(h), false) => h(t),
+                _ => Box::pin(async move { e.fire(t).await.map_err(|err| err.to_string()) }),
+            }
         });
         tokio::spawn(engine.timers.clone().run(handler, stop.clone()));
         let scheduler = engine.clone();

@@ -173,6 +173,10 @@ pub struct CaseInsert {
     pub assignee_id: Option<i64>,
     pub created_by: Option<i64>,
     pub created_at: DateTime<Utc>,
+    /// For cases an agent opened: the agent and the fault's key. At most one
+    /// open case per (agent, fault key); a second is refused as a conflict.
+    pub agent_id: Option<i64>,
+    pub fault_key: Option<String>,
 }
 
 /// The mutable part of a case, written by a change.
@@ -386,7 +390,7 @@ impl Store {
                     "INSERT INTO cases (number, organization_id, contract_id, device_id, caller_name,
                         caller_company, caller_phone, caller_email, caller_contract, summary, details,
                         priority, status, case_type, vendor, channel, assignee_id, created_by,
-                        created_at, updated_at, last_seq, head_hash) ",
+                        created_at, updated_at, last_seq, head_hash, agent_id, fault_key) ",
                 );
                 qb.push_values(chunk, |mut b, (c, number, last_seq, head, _, _)| {
                     let at = to_micros(c.created_at);
@@ -411,7 +415,9 @@ impl Store {
                         .push_bind(at)
                         .push_bind(at)
                         .push_bind(*last_seq)
-                        .push_bind(head.as_str());
+                        .push_bind(head.as_str())
+                        .push_bind(c.agent_id)
+                        .push_bind(c.fault_key.as_deref());
                 });
                 qb.push(" RETURNING id, number");
                 let got: Vec<(i64, String)> = qb

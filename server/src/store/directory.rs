@@ -128,7 +128,7 @@ impl ContractRow {
 }
 
 #[derive(FromRow)]
-struct DeviceRow {
+pub(crate) struct DeviceRow {
     id: i64,
     organization_id: i64,
     site_id: Option<i64>,
@@ -140,10 +140,15 @@ struct DeviceRow {
     firmware_version: Option<String>,
     warranty_end: Option<String>,
     created_at: i64,
+    agent_id: Option<i64>,
+    agent_target: Option<String>,
+    software_version: Option<String>,
+    sys_object_id: Option<String>,
+    last_seen_at: Option<i64>,
 }
 
 impl DeviceRow {
-    fn into_view(self) -> Result<Device> {
+    pub(crate) fn into_view(self) -> Result<Device> {
         Ok(Device {
             id: self.id,
             organization_id: self.organization_id,
@@ -160,6 +165,11 @@ impl DeviceRow {
                 .map(|d| parse_date("devices.warranty_end", d))
                 .transpose()?,
             created_at: from_micros(self.created_at),
+            agent_id: self.agent_id,
+            agent_target: self.agent_target,
+            software_version: self.software_version,
+            sys_object_id: self.sys_object_id,
+            last_seen_at: self.last_seen_at.map(from_micros),
         })
     }
 }
@@ -193,7 +203,7 @@ macro_rules! link_devices {
 const ORG_COLS: &str = "id, customer_code, name, phone, email, address, notes, created_at";
 const SITE_COLS: &str = "id, organization_id, name, address, timezone, created_at";
 const CONTRACT_COLS: &str = "id, organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, created_at";
-const DEVICE_COLS: &str = "id, organization_id, site_id, name, device_type, vendor, model, serial, firmware_version, warranty_end, created_at";
+pub(crate) const DEVICE_COLS: &str = "id, organization_id, site_id, name, device_type, vendor, model, serial, firmware_version, warranty_end, created_at, agent_id, agent_target, software_version, sys_object_id, last_seen_at";
 
 fn date_text(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()

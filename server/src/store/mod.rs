@@ -10,6 +10,7 @@
 //!
 //! Migrations live in `server/migrations/{sqlite,postgres}`, numbered alike.
 
+pub mod agents;
 pub mod auth;
 pub mod cases;
 pub mod directory;

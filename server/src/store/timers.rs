@@ -63,6 +63,32 @@ impl Store {
         Ok(())
     }
 
+    /// Create a timer or set it to fire (again) at `due_at`, even if it has
+    /// fired before: for deadlines that recur, such as an agent's heartbeat
+    /// watch. Its handler must tolerate a stale firing.
+    pub async fn rearm_timer(
+        &self,
+        owner: &str,
+        kind: &str,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        write!(self, |p, _d| {
+            sqlx::query(
+                "INSERT INTO timers (owner, kind, due_at, payload, created_at) VALUES ($1, $2, $3, '{}', $4)
+                 ON CONFLICT (owner, kind) DO UPDATE SET due_at = excluded.due_at, fired_at = NULL,
+                    claimed_until = NULL, attempts = 0, last_error = NULL, late = FALSE",
+            )
+            .bind(owner)
+            .bind(kind)
+            .bind(to_micros(due_at))
+            .bind(to_micros(now))
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Cancel a pending timer; `kind = None` cancels all of the owner's.
     pub async fn cancel_timers(&self, owner: &str, kind: Option<&str>) -> Result<u64> {
         Ok(write!(self, |p, _d| {

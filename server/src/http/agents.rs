@@ -1,0 +1,255 @@
+//! Agents over HTTP: enrolment tokens and the agent list for staff, the
+//! enrolment and message endpoints for agents (signed requests, see
+//! `outpost_protocol::uplink`), and the LLDP topology graph of a customer.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{decode_json, ApiJson, ApiPath, ApiQuery, Auth};
+use super::AppState;
+use crate::agents::{AgentView, AuthFailure, EnrollmentToken, NewEnrollmentToken};
+use crate::auth::Action;
+use crate::error::Error;
+
+/// Create a one-time enrolment token for a customer (and site); shown once.
+#[utoipa::path(post, path = "/api/v1/enrollment-tokens", tag = "agents", request_body = NewEnrollmentToken,
+    responses((status = 201, body = EnrollmentToken), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_enrollment_token(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiJson(req): ApiJson<NewEnrollmentToken>,
+) -> ApiResult<(StatusCode, Json<EnrollmentToken>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.agents.create_token(&who, &req).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AgentQuery {
+    pub organization_id: Option<i64>,
+}
+
+/// Enrolled agents (customers see their own).
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(AgentQuery),
+    responses((status = 200, body = Vec<AgentView>)), security(("bearer" = [])))]
+pub async fn list_agents(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiQuery(q): ApiQuery<AgentQuery>,
+) -> ApiResult<Json<Vec<AgentView>>> {
+    Ok(Json(s.agents.list(&who, q.organization_id).await?))
+}
+
+/// One agent.
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses((status = 200, body = AgentView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_agent(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<AgentView>> {
+    Ok(Json(s.agents.get(&who, id).await?))
+}
+
+/// Revoke an agent's identity: its requests are refused from now on.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/revoke", tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses((status = 200, body = AgentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn revoke_agent(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<AgentView>> {
+    Ok(Json(s.agents.revoke(&who, id).await?))
+}
+
+/// Enrol an agent: a one-time token and the agent's ed25519 public key in,
+/// its identity out (`outpost_protocol::EnrollRequest`/`EnrollResponse`).
+#[utoipa::path(post, path = "/api/v1/agent/enroll", tag = "agent uplink",
+    request_body(content = Object, description = "outpost_protocol::EnrollRequest"),
+    responses((status = 200, description = "outpost_protocol::EnrollResponse", body = Object),
+              (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn enroll(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let req: outpost_protocol::EnrollRequest = decode_json(&body)?;
+    let resp = s.agents.enroll(&req).await?;
+    Ok(Json(resp).into_response())
+}
+
+fn http_date(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// Deliver a batch of agent messages (signed with the agent's key); one
+/// outcome per message (`outpost_protocol::Batch` / `BatchResult`).
+#[utoipa::path(post, path = "/api/v1/agent/messages", tag = "agent uplink",
+    request_body(content = Object, description = "outpost_protocol::Batch"),
+    responses((status = 200, description = "outpost_protocol::BatchResult", body = Object),
+              (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("agent-signature" = [])))]
+pub async fn messages(
+    State(s): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/api/v1/agent/messages");
+    let agent = match s.agents.authenticate(auth, "POST", path, &body).await {
+        Ok(a) => a,
+        Err(AuthFailure::ClockSkew { server_now }) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::DATE, http_date(server_now))],
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "clock_skew",
+                    format!(
+                        "the request's timestamp is more than {} s from the server's clock ({}); correct the offset from the Date header",
+                        outpost_protocol::MAX_SKEW_SECS,
+                        server_now.to_rfc3339()
+                    ),
+                    None,
+                ),
+            )
+                .into_response()
+        }
+        Err(AuthFailure::Refused(why)) => {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why, None)
+                .into_response()
+        }
+    };
+    match s.agents.receive_json(&agent, &body).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// A node of the topology graph: a known device, or a neighbour only seen
+/// through LLDP.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TopologyNode {
+    /// Stable id within the graph: `device:<id>` or `lldp:<name>`.
+    pub id: String,
+    pub name: String,
+    pub device_id: Option<i64>,
+    pub model: Option<String>,
+    /// Open (not resolved or closed) cases on the device.
+    pub open_cases: i64,
+}
+
+/// A link: local port to remote port.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TopologyEdge {
+    pub from: String,
+    pub to: String,
+    pub local_port: String,
+    pub remote_port: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TopologyGraph {
+    pub organization_id: i64,
+    pub nodes: Vec<TopologyNode>,
+    pub edges: Vec<TopologyEdge>,
+}
+
+/// The customer's network as its agents see it through LLDP.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/topology", tag = "directory",
+    params(("id" = i64, Path, description = "Organization id")),
+    responses((status = 200, body = TopologyGraph), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn topology(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<TopologyGraph>> {
+    who.require(Action::ReadDirectory)?;
+    if !who.sees_organization(Some(id)) || s.store.organization(id).await?.is_none() {
+        return Err(Error::not_found(format!("organization {id}")).into());
+    }
+    let devices = s.store.devices(Some(id), 10_000).await?;
+    let open: BTreeMap<i64, i64> = s.store.open_fault_counts(id).await?.into_iter().collect();
+    let links = s.store.topology_links(id).await?;
+    let mut nodes: BTreeMap<String, TopologyNode> = BTreeMap::new();
+    // Device lookups: by (agent, target) for the local end, by name for the far end.
+    let mut by_target = BTreeMap::new();
+    let mut by_name = BTreeMap::new();
+    for d in &devices {
+        let node = TopologyNode {
+            id: format!("device:{}", d.id),
+            name: d.name.clone(),
+            device_id: Some(d.id),
+            model: Some(d.model.clone()),
+            open_cases: open.get(&d.id).copied().unwrap_or(0),
+        };
+        if let (Some(a), Some(t)) = (d.agent_id, &d.agent_target) {
+            by_target.insert((a, t.clone()), node.id.clone());
+        }
+        by_name.insert(d.name.to_lowercase(), node.id.clone());
+        nodes.insert(node.id.clone(), node);
+    }
+    let mut edges = Vec::new();
+    for l in links {
+        let from = match by_target.get(&(l.agent_id, l.device.clone())) {
+            Some(id) => id.clone(),
+            None => {
+                let id = format!("lldp:{}", l.device);
+                nodes.entry(id.clone()).or_insert_with(|| TopologyNode {
+                    id: id.clone(),
+                    name: l.device.clone(),
+                    device_id: None,
+                    model: None,
+                    open_cases: 0,
+                });
+                id
+            }
+        };
+        let far = l
+            .remote_sys_name
+            .clone()
+            .or(l.remote_chassis_id.clone())
+            .unwrap_or_else(|| "unknown".into());
+        let to = match by_name.get(&far.to_lowercase()) {
+            Some(id) => id.clone(),
+            None => {
+                let id = format!("lldp:{far}");
+                nodes.entry(id.clone()).or_insert_with(|| TopologyNode {
+                    id: id.clone(),
+                    name: far.clone(),
+                    device_id: None,
+                    model: None,
+                    open_cases: 0,
+                });
+                id
+            }
+        };
+        edges.push(TopologyEdge {
+            from,
+            to,
+            local_port: l.local_port,
+            remote_port: l.remote_port,
+        });
+    }
+    Ok(Json(TopologyGraph {
+        organization_id: id,
+        nodes: nodes.into_values().collect(),
+        edges,
+    }))
+}
