@@ -45,6 +45,8 @@ pub struct AgentConfig {
     /// SNMP polling (`[snmp]`, `[[snmp.targets]]`); empty when absent.
     #[serde(default)]
     pub snmp: SnmpConfig,
+    /// The trap and inform receiver (`[traps]`); off when absent.
+    pub traps: Option<crate::snmp::trap::TrapConfig>,
 }
 
 /// `[server]`: the uplink to the Outpost server.

@@ -10,6 +10,7 @@
 //! * [`device`]: [`DevicePoll`], the typed result of polling one device,
 //!   built from walked tables (pure code).
 //! * [`poll`]: polling one device, and many with bounded concurrency.
+//! * [`trap`]: the trap and inform receiver (v2c and v3).
 //! * [`error`]: why an exchange failed ([`SnmpError`]).
 
 pub mod backend;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod oids;
 pub mod poll;
 pub mod table;
+pub mod trap;
 pub mod value;
 
 use std::future::Future;
