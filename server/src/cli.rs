@@ -272,7 +272,9 @@ pub async fn serve(
         registry.clone(),
         crate::sla::timers::Settings::default(),
         stopped,
-    );
+    )
+    .await
+    .context("cannot start the SLA engine")?;
     let state = crate::http::AppState::with_cases(cases.with_change_feed(feed), registry);
     let app = crate::http::router(state);
     let served = axum::serve(listener, app)
