@@ -288,7 +288,9 @@ pub async fn serve(
         crate::sla::timers::Settings::default(),
         stopped,
         Some(others),
-    );
+    )
+    .await
+    .context("cannot start the SLA engine")?;
     let cases = cases.with_change_feed(feed);
     let agents = crate::agents::Agents::new(cases.clone(), config.agents.clone());
     let _ = agents_cell.set(agents.clone());

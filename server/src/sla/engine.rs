@@ -10,19 +10,32 @@
 //! - When a timer fires, the engine re-evaluates the case. If the deadline
 //!   still applies, it appends an internal `sla_event` entry to the history.
 //!   The entry carries the timer id, so a retried firing records nothing twice.
-//! - At start-up every open case is resynced once, so timers missing from an
-//!   older version, or lost, are rebuilt. Timers that came due while the
-//!   server was down fire then, marked late.
+//! - Every sync records the history seq it saw on the case (`sla_seq`). A
+//!   case whose history moved past it (the server stopped before syncing it;
+//!   a contract or device it depends on was edited) is *stale*; the engine
+//!   finds stale cases by an index lookup at start-up and, when idle, every
+//!   [`STALE_SWEEP`], and syncs them.
+//! - At start-up the engine compares the [`fingerprint`] of the SLA settings
+//!   and of its own timer schema with the one of the last completed full
+//!   resync (table `meta`). Only when it differs (first start, configuration
+//!   or version changed) are all open cases resynced, in the background, in
+//!   batches, resuming where a stopped run left off; the server serves and
+//!   fires meanwhile. Timers already in the table fire regardless; those that
+//!   came due while the server was down fire at once, marked late.
 //!
-//! Notifications (e-mail, SMS) and automatic reassignment build on these
-//! entries; they are not here yet.
+//! Syncs run one at a time in one task (changes first, then background
+//! batches), so two syncs of a case never interleave within a process.
+//!
+//! Notifications (e-mail, SMS) build on these entries; they are not here yet.
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+use super::calendar::Calendar;
 use super::clock::{evaluate, Change, Deadline, Timeline};
-use super::policy::{ClockKind, ReassignMode};
+use super::policy::{ClockKind, Policy, ReassignMode};
 use super::registry::Registry;
 use super::timers::{Handler, Settings, TimerService};
 use crate::cases::{ActivityBody, Cases, SlaEventKind, Visibility};
@@ -32,11 +45,31 @@ use crate::store::timers::TimerRow;
 /// The author name on entries the engine writes.
 pub const AUTHOR: &str = "Outpost SLA";
 
+/// The meaning of the engine's timers (their kinds and what a sync
+/// schedules). Bump it when that changes: the next start then resyncs every
+/// open case once.
+pub const TIMER_SCHEMA: u32 = 1;
+
+/// Where the engine keeps the fingerprint of its last full resync, and the
+/// progress of one under way.
+pub const RESYNC_KEY: &str = "sla.resync";
+
+/// Cases per background batch; the change feed is served between batches.
+const BATCH: i64 = 200;
+
+/// How often the idle engine looks for stale cases.
+pub const STALE_SWEEP: Duration = Duration::from_secs(60);
+
+/// Stale cases younger than this are left to the change feed.
+const STALE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
+
 #[derive(Clone)]
 pub struct Engine {
     cases: Cases,
     registry: Arc<Registry>,
     timers: TimerService,
+    /// The engine's own change feed, to resync a case after writing to it.
+    feed: mpsc::UnboundedSender<i64>,
 }
 
 fn owner(case_id: i64) -> String {
@@ -53,21 +86,94 @@ fn timer_kind(d: &Deadline) -> (String, DateTime<Utc>) {
     }
 }
 
+/// The timers a case's clocks want at `now`: (kind, due), passed ones included.
+pub fn wanted_timers(
+    policy: &Policy,
+    calendar: &Calendar,
+    timeline: &Timeline,
+    now: DateTime<Utc>,
+) -> Vec<(String, DateTime<Utc>)> {
+    evaluate(policy, calendar, timeline, now)
+        .upcoming
+        .iter()
+        .map(timer_kind)
+        .collect()
+}
+
+/// What every open case's timers were computed from: the timer schema, the
+/// server version (its calendar and tz code) and the effective SLA settings.
+pub fn fingerprint(registry: &Registry) -> Result<String> {
+    let settings = registry
+        .fingerprint()
+        .map_err(|e| Error::invalid("sla", e))?;
+    Ok(format!(
+        "timers v{TIMER_SCHEMA}; outpost {}; sla {settings}",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// Where a full resync must start, given the stored `sla.resync` value:
+/// `None` when the last completed one had this fingerprint.
+fn resync_from(stored: Option<&str>, fingerprint: &str) -> Option<i64> {
+    match stored
+        .and_then(|v| v.strip_prefix(fingerprint))
+        .and_then(|v| v.strip_prefix('\t'))
+    {
+        Some("done") => None,
+        Some(rest) => Some(
+            rest.strip_prefix("after ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+        ),
+        None => Some(0),
+    }
+}
+
+/// Background work of the scheduler task.
+struct Background {
+    fingerprint: String,
+    /// A full resync under way: the last case id done.
+    full_after: Option<i64>,
+    full_started: Instant,
+    /// A sweep for stale cases under way: the last case id done, and the
+    /// update time below which a stale case is the sweep's business.
+    stale_after: Option<i64>,
+    stale_before: DateTime<Utc>,
+    next_sweep: Instant,
+    /// After a database error, background work rests until then.
+    rest_until: Instant,
+}
+
 impl Engine {
-    /// Start the engine: returns the sender that `Cases` reports changes on,
-    /// after spawning the scheduler and the timer runner (both stop with `stop`).
-    pub fn start(
+    /// Start the engine: decides whether a full resync is due (see the module
+    /// doc), spawns the scheduler and the timer runner (both stop with
+    /// `stop`), and returns the sender that `Cases` reports changes on.
+    pub async fn start(
         cases: Cases,
         registry: Arc<Registry>,
         settings: Settings,
         stop: watch::Receiver<bool>,
         others: Option<Handler>,
-    ) -> mpsc::UnboundedSender<i64> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<i64>();
+    ) -> Result<mpsc::UnboundedSender<i64>> {
+        let fingerprint = fingerprint(&registry)?;
+        let stored = cases.store.meta(RESYNC_KEY).await?;
+        let full_after = resync_from(stored.as_deref(), &fingerprint);
+        match full_after {
+            None => tracing::info!(
+                "SLA settings unchanged since the last full resync; syncing stale cases only"
+            ),
+            Some(0) => tracing::info!(
+                "SLA settings new or changed: resyncing every open case in the background"
+            ),
+            Some(after) => tracing::info!(after, "resuming the background resync of open cases"),
+        }
+        let (tx, rx) = mpsc::unbounded_channel::<i64>();
+        let now = cases.clock.now();
         let engine = Engine {
             timers: TimerService::new(cases.store.clone(), cases.clock.clone(), settings),
             cases,
             registry,
+            feed: tx.clone(),
         };
         let runner = engine.clone();
         // One timer table, one runner: case deadlines are the engine's, other
@@ -80,43 +186,131 @@ impl Engine {
             }
         });
         tokio::spawn(engine.timers.clone().run(handler, stop.clone()));
-        let scheduler = engine.clone();
-        let mut stop_sched = stop;
-        tokio::spawn(async move {
-            if let Err(e) = scheduler.resync_open().await {
-                tracing::warn!(error = %e, "cannot resync SLA timers at start-up");
+        let background = Background {
+            fingerprint,
+            full_after,
+            full_started: Instant::now(),
+            // At start-up every stale case is the sweep's, however recent.
+            stale_after: Some(0),
+            stale_before: now + chrono::Duration::days(1),
+            next_sweep: Instant::now() + STALE_SWEEP,
+            rest_until: Instant::now(),
+        };
+        tokio::spawn(engine.schedule(rx, stop, background));
+        Ok(tx)
+    }
+
+    /// The scheduler task: changes reported on the feed first (a burst is
+    /// coalesced into one sync per case), background batches when there are
+    /// none.
+    async fn schedule(
+        self,
+        mut rx: mpsc::UnboundedReceiver<i64>,
+        mut stop: watch::Receiver<bool>,
+        mut bg: Background,
+    ) {
+        loop {
+            if *stop.borrow() {
+                break;
             }
-            loop {
-                let first = tokio::select! {
-                    id = rx.recv() => id,
-                    _ = stop_sched.changed() => None,
+            let mut ids = std::collections::BTreeSet::new();
+            while let Ok(id) = rx.try_recv() {
+                ids.insert(id);
+            }
+            if ids.is_empty() {
+                match self.background_step(&mut bg).await {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SLA background resync failed; retrying shortly");
+                        bg.rest_until = Instant::now() + Duration::from_secs(5);
+                    }
+                }
+                // Work under way waits only for a rest after an error.
+                let busy = bg.full_after.is_some() || bg.stale_after.is_some();
+                let wake = if busy {
+                    bg.rest_until
+                } else {
+                    bg.next_sweep.max(bg.rest_until)
                 };
-                let Some(first) = first else { break };
-                // Coalesce a burst of changes into one sync per case.
-                let mut ids = std::collections::BTreeSet::from([first]);
+                let idle = wake
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(10));
+                tokio::select! {
+                    id = rx.recv() => match id {
+                        Some(id) => { ids.insert(id); }
+                        None => break,
+                    },
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(idle) => continue,
+                }
                 while let Ok(id) = rx.try_recv() {
                     ids.insert(id);
                 }
-                for id in ids {
-                    if let Err(e) = scheduler.sync(id).await {
-                        tracing::warn!(case = id, error = %e, "cannot schedule SLA timers");
-                    }
+            }
+            for id in ids {
+                if let Err(e) = self.sync(id).await {
+                    tracing::warn!(case = id, error = %e, "cannot schedule SLA timers");
                 }
             }
-        });
-        tx
+        }
     }
 
-    async fn resync_open(&self) -> Result<()> {
-        let mut after = 0;
-        loop {
-            let ids = self.cases.store.open_case_ids_after(after, 500).await?;
-            let Some(last) = ids.last() else {
-                return Ok(());
+    /// One batch of background work, if any is due: `Ok(true)` if it did some.
+    async fn background_step(&self, bg: &mut Background) -> Result<bool> {
+        let store = &self.cases.store;
+        if Instant::now() < bg.rest_until {
+            return Ok(false);
+        }
+        if bg.stale_after.is_none() && Instant::now() >= bg.next_sweep {
+            bg.stale_after = Some(0);
+            bg.stale_before = self.cases.clock.now() - STALE_GRACE;
+        }
+        if let Some(after) = bg.stale_after {
+            let ids = store
+                .stale_sla_case_ids_after(after, bg.stale_before, BATCH)
+                .await?;
+            if let Some(last) = ids.last().copied() {
+                self.sync_all(&ids).await;
+                bg.stale_after = Some(last);
+                return Ok(true);
+            }
+            bg.stale_after = None;
+            bg.next_sweep = Instant::now() + STALE_SWEEP;
+        }
+        if let Some(after) = bg.full_after {
+            let ids = store.open_case_ids_after(after, BATCH).await?;
+            let now = self.cases.clock.now();
+            let Some(last) = ids.last().copied() else {
+                store
+                    .set_meta(RESYNC_KEY, &format!("{}\tdone", bg.fingerprint), now)
+                    .await?;
+                bg.full_after = None;
+                tracing::info!(
+                    secs = bg.full_started.elapsed().as_secs_f64(),
+                    "SLA resync of every open case done"
+                );
+                return Ok(false);
             };
-            after = *last;
-            for id in ids {
-                self.sync(id).await?;
+            self.sync_all(&ids).await;
+            store
+                .set_meta(
+                    RESYNC_KEY,
+                    &format!("{}\tafter {last}", bg.fingerprint),
+                    now,
+                )
+                .await?;
+            bg.full_after = Some(last);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Sync each case; a case that fails is logged and stays stale.
+    async fn sync_all(&self, ids: &[i64]) {
+        for id in ids {
+            if let Err(e) = self.sync(*id).await {
+                tracing::warn!(case = id, error = %e, "cannot resync SLA timers");
             }
         }
     }
@@ -125,10 +319,13 @@ impl Engine {
         load(&self.cases.store, &self.registry, case_id).await
     }
 
-    /// Bring one case's timers in line with its clocks.
+    /// Bring one case's timers in line with its clocks, writing only what
+    /// differs, and record the history seq they now reflect.
     pub async fn sync(&self, case_id: i64) -> Result<()> {
         let owner = owner(case_id);
+        let store = &self.cases.store;
         let Some(CaseClocks {
+            row,
             timeline,
             policy,
             calendar,
@@ -136,28 +333,34 @@ impl Engine {
         }) = self.load(case_id).await?
         else {
             self.timers.cancel(&owner, None).await?;
+            if let Some(row) = store.case_by_id(case_id).await? {
+                store.mark_sla_synced(row.id, row.last_seq).await?;
+            }
             return Ok(());
         };
         let now = self.cases.clock.now();
-        let eval = evaluate(&policy, &calendar, &timeline, now);
-        let wanted: Vec<(String, DateTime<Utc>)> = eval.upcoming.iter().map(timer_kind).collect();
-        let pending = self.cases.store.pending_timers(&owner).await?;
-        for (kind, _) in &pending {
-            if !wanted.iter().any(|(k, _)| k == kind) {
+        let wanted = wanted_timers(&policy, &calendar, &timeline, now);
+        let existing = store.owner_timers(&owner).await?;
+        for (kind, _, fired) in &existing {
+            if !fired && !wanted.iter().any(|(k, _)| k == kind) {
                 // The clock stopped or the policy no longer has this deadline.
                 self.timers.cancel(&owner, Some(kind)).await?;
             }
         }
         for (kind, due) in wanted {
-            // A pending timer already due (missed while down, or about to
-            // fire) keeps its due time, so lateness is judged against it.
-            if pending.iter().any(|(k, d)| *k == kind && *d <= now) {
-                continue;
+            // A fired timer stays fired: each fires once. A pending timer
+            // already due (missed while down, or about to fire) keeps its
+            // due time, so lateness is judged against it.
+            let keep = existing
+                .iter()
+                .any(|(k, d, fired)| *k == kind && (*fired || *d <= now || *d == due));
+            if !keep {
+                self.timers.schedule(&owner, &kind, due, "{}").await?;
             }
-            // Scheduling a fired timer changes nothing: each fires once.
-            self.timers.schedule(&owner, &kind, due, "{}").await?;
         }
-        Ok(())
+        // The row was read before the history, so the timers reflect at
+        // least this seq.
+        store.mark_sla_synced(row.id, row.last_seq).await
     }
 
     /// A timer came due: record it on the case if it still applies.
@@ -240,6 +443,7 @@ impl Engine {
                     .reassign_system(&row.number, AUTHOR, to, &reason, &reassigned)
                     .await?
                 {
+                    let _ = self.feed.send(case_id);
                     return Ok(());
                 }
             }
@@ -247,6 +451,9 @@ impl Engine {
         self.cases
             .record_system(&row.number, AUTHOR, Visibility::Internal, &body)
             .await?;
+        // The history moved on: sync again (usually a no-op, but it keeps the
+        // case from looking stale, and a reassignment may matter to a policy).
+        let _ = self.feed.send(case_id);
         Ok(())
     }
 }
@@ -333,4 +540,20 @@ pub async fn load(
         calendar,
         recorded_timers,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resync_from;
+
+    #[test]
+    fn a_full_resync_runs_unless_done_for_these_settings() {
+        assert_eq!(resync_from(None, "fp"), Some(0));
+        assert_eq!(resync_from(Some("fp\tdone"), "fp"), None);
+        assert_eq!(resync_from(Some("old\tdone"), "fp"), Some(0));
+        assert_eq!(resync_from(Some("fpx\tdone"), "fp"), Some(0));
+        assert_eq!(resync_from(Some("fp\tafter 42"), "fp"), Some(42));
+        assert_eq!(resync_from(Some("old\tafter 42"), "fp"), Some(0));
+        assert_eq!(resync_from(Some("fp\tafter x"), "fp"), Some(0));
+    }
 }

@@ -89,6 +89,29 @@ impl Registry {
         Ok(reg)
     }
 
+    /// A digest of the effective settings (time zone, default policy, every
+    /// policy and calendar, defaults filled in): equal digests, equal clocks.
+    /// Serialised through serde, whose maps here are ordered, so the digest
+    /// is stable from one start to the next.
+    pub fn fingerprint(&self) -> Result<String, String> {
+        #[derive(serde::Serialize)]
+        struct Effective<'a> {
+            timezone: &'a str,
+            default_policy: &'a Policy,
+            policies: &'a BTreeMap<String, Policy>,
+            calendars: &'a BTreeMap<String, Calendar>,
+        }
+        let text = serde_json::to_string(&Effective {
+            timezone: self.timezone.name(),
+            default_policy: &self.default_policy,
+            policies: &self.policies,
+            calendars: &self.calendars,
+        })
+        .map_err(|e| format!("cannot serialise the SLA settings: {e}"))?;
+        use sha2::Digest;
+        Ok(hex::encode(sha2::Sha256::digest(text.as_bytes())))
+    }
+
     /// The named policy, or the default one.
     pub fn policy(&self, name: Option<&str>) -> &Policy {
         name.and_then(|n| self.policies.get(n))
@@ -113,5 +136,43 @@ impl Registry {
             }
         }
         Calendar::preset(coverage.map(|c| c.as_str()).unwrap_or("24x7"), tz)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, response: &str) -> PolicySpec {
+        let mut s = PolicySpec {
+            name: name.into(),
+            ..PolicySpec::default()
+        };
+        s.targets.insert(
+            crate::cases::Priority::P1,
+            super::super::policy::TargetsSpec {
+                response: response.parse().ok(),
+                ..Default::default()
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn fingerprint_follows_the_effective_settings() -> Result<(), String> {
+        let a = Registry::from_config(None, None, &[spec("p", "20m")], &[])?;
+        let same = Registry::from_config(None, None, &[spec("p", "20m")], &[])?;
+        let other = Registry::from_config(None, None, &[spec("p", "25m")], &[])?;
+        let zone = Registry::from_config(Some("Europe/Berlin"), None, &[spec("p", "20m")], &[])?;
+        let default = Registry::from_config(None, Some("p"), &[spec("p", "20m")], &[])?;
+        assert_eq!(a.fingerprint()?, same.fingerprint()?);
+        for r in [&other, &zone, &default] {
+            assert_ne!(a.fingerprint()?, r.fingerprint()?);
+        }
+        assert_eq!(
+            Registry::default().fingerprint()?,
+            Registry::default().fingerprint()?
+        );
+        Ok(())
     }
 }

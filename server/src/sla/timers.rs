@@ -5,7 +5,10 @@
 //! - **Never early, promptly.** It sleeps until the earliest pending timer.
 //!   [`TimerService::schedule`] wakes it when a new timer comes earlier. It also
 //!   looks again at least every `poll` (1 s) so timers scheduled by another
-//!   replica are seen. That look is an index lookup, never a scan of cases.
+//!   replica are seen. That look is two index lookups, never a scan of cases
+//!   or of the timers.
+//! - **Little memory.** The table is the queue: the runner holds only the
+//!   timers it has claimed (at most `max_in_flight`), however many are pending.
 //! - **At least once, effect once.** A due timer is claimed with a lease,
 //!   handed to the handler, and marked fired when the handler succeeds. If the
 //!   handler fails, the timer is retried with back-off. If the runner dies, the
@@ -156,7 +159,7 @@ impl TimerService {
                 }
                 continue;
             }
-            let wait = match self.store.next_timer_at().await {
+            let wait = match self.store.next_timer_at(self.clock.now()).await {
                 Ok(Some(next)) => (next - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
                 Ok(None) => self.settings.poll,
                 Err(e) => {

@@ -50,6 +50,22 @@ macro_rules! insert_outbox {
     }};
 }
 
+/// Inside the transaction `$tx`, mark the open cases whose `$col` is `$id`
+/// for an SLA resync (their policy, calendar or time zone may have changed).
+macro_rules! mark_sla_stale {
+    ($tx:expr, $col:literal, $id:expr) => {{
+        sqlx::query(concat!(
+            "UPDATE cases SET sla_seq = NULL WHERE ",
+            $col,
+            " = $1 AND status NOT IN ('resolved', 'closed')"
+        ))
+        .bind($id)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use mark_sla_stale;
+
 /// A case creation waiting for the writer task.
 #[derive(Debug)]
 pub(crate) struct CreateRequest {
@@ -730,6 +746,56 @@ impl Store {
             .bind(limit)
             .fetch_all(p)
             .await?
+        }))
+    }
+
+    /// Cases whose SLA timers may be behind their history (changed since the
+    /// engine last synced them, or never synced), after `after_id` in id order,
+    /// last updated before `updated_before`. An index lookup on the stale
+    /// ones only (`cases_sla_stale`).
+    pub async fn stale_sla_case_ids_after(
+        &self,
+        after_id: i64,
+        updated_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_scalar(
+                "SELECT id FROM cases WHERE (sla_seq IS NULL OR sla_seq < last_seq)
+                 AND id > $1 AND updated_at < $2 ORDER BY id LIMIT $3",
+            )
+            .bind(after_id)
+            .bind(to_micros(updated_before))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Record that the case's timers are in line with its history up to `seq`.
+    pub async fn mark_sla_synced(&self, case_id: i64, seq: i64) -> Result<()> {
+        write!(self, |p, _d| {
+            sqlx::query(
+                "UPDATE cases SET sla_seq = $2 WHERE id = $1 AND (sla_seq IS NULL OR sla_seq < $2)",
+            )
+            .bind(case_id)
+            .bind(seq)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Bulk import only (benchmarks, data loads whose timers were computed
+    /// and imported with [`Store::import_timers`]): mark every case synced.
+    pub async fn mark_all_sla_synced(&self) -> Result<u64> {
+        Ok(write!(self, |p, _d| {
+            sqlx::query(
+                "UPDATE cases SET sla_seq = last_seq WHERE sla_seq IS NULL OR sla_seq < last_seq",
+            )
+            .execute(p)
+            .await?
+            .rows_affected()
         }))
     }
 

@@ -563,6 +563,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             link_devices!(tx, id, c);
+            // The contract names the SLA policy and calendar of its cases.
+            super::cases::mark_sla_stale!(tx, "contract_id", id);
             tx.commit().await?;
         });
         self.contracts(None, Some(id))
@@ -669,7 +671,8 @@ impl Store {
     pub async fn update_device(&self, id: i64, d: &DeviceRecord) -> Result<Device> {
         self.check_site(d).await?;
         let row: Option<DeviceRow> = write!(self, |p, _d| {
-            sqlx::query_as(&format!(
+            let mut tx = p.begin().await?;
+            let row = sqlx::query_as(&format!(
                 "UPDATE devices SET site_id = $1, name = $2, device_type = $3, model = $4,
                     firmware_version = $5, warranty_end = $6 WHERE id = $7 RETURNING {DEVICE_COLS}"
             ))
@@ -680,9 +683,13 @@ impl Store {
             .bind(&d.firmware_version)
             .bind(d.warranty_end.map(date_text))
             .bind(id)
-            .fetch_optional(p)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| map_db_err(e, "device"))?
+            .map_err(|e| map_db_err(e, "device"))?;
+            // The device's site gives its cases' calendar time zone.
+            super::cases::mark_sla_stale!(tx, "device_id", id);
+            tx.commit().await?;
+            row
         });
         row.map(DeviceRow::into_view)
             .transpose()?

@@ -14,6 +14,7 @@ pub mod agents;
 pub mod auth;
 pub mod cases;
 pub mod directory;
+pub mod meta;
 pub mod notify;
 pub mod timers;
 
@@ -193,6 +194,17 @@ impl Store {
         write!(self, |p, _d| {
             Ok(sqlx::query(sql).execute(p).await?.rows_affected())
         })
+    }
+
+    /// SQLite: fold the write-ahead log into the database file, so the file
+    /// alone is a complete copy once writes stop. PostgreSQL: nothing to do.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Backend::Sqlite { write, .. } = &self.backend {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(write)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {

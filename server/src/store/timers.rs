@@ -33,6 +33,16 @@ impl TimerRow {
     }
 }
 
+/// A timer for [`Store::import_timers`].
+#[derive(Debug, Clone)]
+pub struct ImportTimer {
+    pub owner: String,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+    /// Already fired at this instant (on time, as far as the import knows).
+    pub fired_at: Option<DateTime<Utc>>,
+}
+
 const TIMER_COLS: &str = "id, owner, kind, due_at, payload, attempts, last_error, fired_at, late";
 
 impl Store {
@@ -125,20 +135,113 @@ impl Store {
     }
 
     /// When the next pending timer becomes claimable (its due time, or the
-    /// end of a live lease), if there is one. An index lookup, not a scan.
-    pub async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<i64> = read!(self, |p, d| {
-            let greatest = match d {
-                Dialect::Sqlite => "MAX",
-                Dialect::Postgres => "GREATEST",
-            };
-            sqlx::query_scalar(&format!(
-                "SELECT MIN({greatest}(due_at, COALESCE(claimed_until, due_at))) FROM timers WHERE fired_at IS NULL"
-            ))
+    /// end of a live lease), if there is one. Two index lookups, never a scan:
+    /// the earliest due timer without a live lease (`timers_pending`, walked in
+    /// due order past the few leased ones), and the earliest lease to run out
+    /// (`timers_leased`). The second may be earlier than that timer's true
+    /// claimable instant (a leased timer moved later); the runner then just
+    /// looks once more.
+    pub async fn next_timer_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let now = to_micros(now);
+        let (due, lease): (Option<i64>, Option<i64>) = read!(self, |p, _d| {
+            let due = sqlx::query_scalar(
+                "SELECT due_at FROM timers WHERE fired_at IS NULL
+                 AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY due_at LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(p)
+            .await?;
+            let lease = sqlx::query_scalar(
+                "SELECT MIN(claimed_until) FROM timers WHERE fired_at IS NULL
+                 AND claimed_until IS NOT NULL AND claimed_until > $1",
+            )
+            .bind(now)
             .fetch_one(p)
+            .await?;
+            (due, lease)
+        });
+        Ok(match (due, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(from_micros))
+    }
+
+    /// An owner's timers, fired or not: (kind, due, fired).
+    pub async fn owner_timers(&self, owner: &str) -> Result<Vec<(String, DateTime<Utc>, bool)>> {
+        let rows: Vec<(String, i64, Option<i64>)> = read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT kind, due_at, fired_at FROM timers WHERE owner = $1 ORDER BY kind",
+            )
+            .bind(owner)
+            .fetch_all(p)
             .await?
         });
-        Ok(at.map(from_micros))
+        Ok(rows
+            .into_iter()
+            .map(|(k, d, f)| (k, from_micros(d), f.is_some()))
+            .collect())
+    }
+
+    /// Bulk import in one transaction (benchmarks, loads from another
+    /// system): the timers must not exist yet.
+    pub async fn import_timers(&self, rows: &[ImportTimer], now: DateTime<Utc>) -> Result<()> {
+        let now = to_micros(now);
+        write!(self, |p, _d| {
+            let mut tx = p.begin().await?;
+            for chunk in rows.chunks(2000) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO timers (owner, kind, due_at, created_at, fired_at) ",
+                );
+                qb.push_values(chunk, |mut b, t| {
+                    b.push_bind(t.owner.as_str())
+                        .push_bind(t.kind.as_str())
+                        .push_bind(to_micros(t.due_at))
+                        .push_bind(now)
+                        .push_bind(t.fired_at.map(to_micros));
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Timers due in `[from, to)`: (due, fired), for measuring lateness.
+    /// Reads the whole table (fired timers leave the pending index).
+    pub async fn timer_firings(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>> {
+        let rows: Vec<(i64, Option<i64>)> = read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT due_at, fired_at FROM timers WHERE due_at >= $1 AND due_at < $2 ORDER BY due_at",
+            )
+            .bind(to_micros(from))
+            .bind(to_micros(to))
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(d, f)| (from_micros(d), f.map(from_micros)))
+            .collect())
+    }
+
+    /// What a polling job (the design we compare against) asks every period:
+    /// every pending deadline due by `now`, earliest first, at most `limit`.
+    pub async fn overdue_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<TimerRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(&format!(
+                "SELECT {TIMER_COLS} FROM timers WHERE fired_at IS NULL AND due_at <= $1
+                 ORDER BY due_at LIMIT $2"
+            ))
+            .bind(to_micros(now))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// Claim up to `limit` due timers, earliest first, until `lease_until`.
