@@ -47,6 +47,234 @@ pub struct AgentConfig {
     pub snmp: SnmpConfig,
     /// The trap and inform receiver (`[traps]`); off when absent.
     pub traps: Option<crate::snmp::trap::TrapConfig>,
+    /// Host health sampling (`[host]`).
+    #[serde(default)]
+    pub host: HostConfig,
+    /// The on-disk spool (`[spool]`).
+    #[serde(default)]
+    pub spool: SpoolConfig,
+    /// Fault detection rules (`[detect]`).
+    #[serde(default)]
+    pub detect: DetectConfig,
+    /// The agent's own Prometheus metrics (`[metrics]`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[host]`: health sampling of the agent's own host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Whether to sample the host at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Time between two samples, e.g. `"30s"`.
+    #[serde(default = "default_host_interval", deserialize_with = "human_duration")]
+    pub interval: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: default_host_interval(),
+        }
+    }
+}
+
+/// `[spool]`: the durable queue of messages for the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Directory of the spool; `<identity_dir>/spool` when absent.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Upper bound of the spool on disk, in bytes (at least 65536).
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_bytes: default_spool_max_bytes(),
+        }
+    }
+}
+
+/// `[detect]`: how readings become faults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// File keeping open faults across restarts;
+    /// `<identity_dir>/detector.json` when absent.
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+    /// Consecutive failed polls before a device is unreachable.
+    #[serde(default = "default_unreachable_after")]
+    pub unreachable_after: u32,
+    /// How long a polled link must stay down (admin up, oper down) before
+    /// it is a fault, and up again before it clears.
+    #[serde(
+        default = "default_link_hold_down",
+        deserialize_with = "human_duration"
+    )]
+    pub link_hold_down: Duration,
+    /// The same for a link reported down by a linkDown trap.
+    #[serde(default = "zero_duration", deserialize_with = "human_duration")]
+    pub trap_link_hold_down: Duration,
+    /// How long a failed sensor, power supply or fan must stay failed.
+    #[serde(
+        default = "default_link_hold_down",
+        deserialize_with = "human_duration"
+    )]
+    pub sensor_hold_down: Duration,
+    /// A fault that clears and returns within this window stays one fault
+    /// (counted as a flap); its clear is sent once it has stayed clear
+    /// this long.
+    #[serde(default = "default_flap_window", deserialize_with = "human_duration")]
+    pub flap_window: Duration,
+    /// Host CPU use (percent) that is a fault when held for `cpu_for`.
+    #[serde(default = "default_cpu_percent")]
+    pub cpu_percent: f64,
+    /// See `cpu_percent`.
+    #[serde(default = "default_cpu_for", deserialize_with = "human_duration")]
+    pub cpu_for: Duration,
+    /// Host memory use (percent) that is a fault when held for `memory_for`.
+    #[serde(default = "default_memory_percent")]
+    pub memory_percent: f64,
+    /// See `memory_percent`.
+    #[serde(default = "default_usage_for", deserialize_with = "human_duration")]
+    pub memory_for: Duration,
+    /// Use of any host file system (percent) that is a fault when held for
+    /// `disk_for`.
+    #[serde(default = "default_disk_percent")]
+    pub disk_percent: f64,
+    /// See `disk_percent`.
+    #[serde(default = "default_usage_for", deserialize_with = "human_duration")]
+    pub disk_for: Duration,
+    /// Thresholds on ENTITY-SENSOR-MIB readings (`[[detect.sensor_thresholds]]`).
+    #[serde(default)]
+    pub sensor_thresholds: Vec<SensorThreshold>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        // The same defaults as an empty `[detect]` table.
+        toml::from_str("").unwrap_or_else(|_| Self {
+            state_file: None,
+            unreachable_after: default_unreachable_after(),
+            link_hold_down: default_link_hold_down(),
+            trap_link_hold_down: Duration::ZERO,
+            sensor_hold_down: default_link_hold_down(),
+            flap_window: default_flap_window(),
+            cpu_percent: default_cpu_percent(),
+            cpu_for: default_cpu_for(),
+            memory_percent: default_memory_percent(),
+            memory_for: default_usage_for(),
+            disk_percent: default_disk_percent(),
+            disk_for: default_usage_for(),
+            sensor_thresholds: Vec::new(),
+        })
+    }
+}
+
+/// `[[detect.sensor_thresholds]]`: a reading of matching sensors beyond
+/// `above` or `below` for `for` is a `threshold` fault.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "SensorThresholdTable")]
+pub struct SensorThreshold {
+    /// Matches sensors whose entity name contains this (case-insensitive);
+    /// every sensor when absent.
+    pub name: Option<String>,
+    /// Matches sensors of this entPhySensorType (`celsius`, `voltsDC`,
+    /// `rpm`, ... as the MIB names them, or the number).
+    pub sensor_type: Option<i64>,
+    /// Fault when the value (in the sensor's unit) is above this.
+    pub above: Option<f64>,
+    /// Fault when the value is below this.
+    pub below: Option<f64>,
+    /// How long the value must stay beyond the bound.
+    pub hold: Duration,
+    /// Severity of the fault.
+    pub severity: outpost_protocol::Severity,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SensorThresholdTable {
+    name: Option<String>,
+    sensor_type: Option<String>,
+    above: Option<f64>,
+    below: Option<f64>,
+    #[serde(
+        default = "default_link_hold_down",
+        deserialize_with = "human_duration",
+        rename = "for"
+    )]
+    hold: Duration,
+    #[serde(default = "default_threshold_severity")]
+    severity: outpost_protocol::Severity,
+}
+
+impl TryFrom<SensorThresholdTable> for SensorThreshold {
+    type Error = String;
+
+    fn try_from(t: SensorThresholdTable) -> Result<Self, String> {
+        if t.above.is_none() && t.below.is_none() {
+            return Err("a sensor threshold needs `above` or `below`".into());
+        }
+        let sensor_type = match t.sensor_type {
+            None => None,
+            Some(name) => Some(sensor_type_number(&name).ok_or_else(|| {
+                format!("unknown sensor_type {name:?}; use an entPhySensorType name such as \"celsius\", \"voltsDC\", \"rpm\"")
+            })?),
+        };
+        Ok(SensorThreshold {
+            name: t.name,
+            sensor_type,
+            above: t.above,
+            below: t.below,
+            hold: t.hold,
+            severity: t.severity,
+        })
+    }
+}
+
+/// entPhySensorType by its MIB name (or number).
+fn sensor_type_number(name: &str) -> Option<i64> {
+    const NAMES: [&str; 12] = [
+        "other",
+        "unknown",
+        "voltsAC",
+        "voltsDC",
+        "amperes",
+        "watts",
+        "hertz",
+        "celsius",
+        "percentRH",
+        "rpm",
+        "cmm",
+        "truthvalue",
+    ];
+    if let Ok(n) = name.parse::<i64>() {
+        return (1..=12).contains(&n).then_some(n);
+    }
+    NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(name))
+        .map(|i| i as i64 + 1)
+}
+
+/// `[metrics]`: the agent's own health in Prometheus text format.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to serve `/metrics` on, e.g. `"127.0.0.1:9101"`; off when
+    /// absent.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[server]`: the uplink to the Outpost server.
@@ -311,6 +539,32 @@ impl AgentConfig {
                 humantime::format_duration(self.snmp.interval)
             )));
         }
+        if self.host.interval < Duration::from_secs(1) {
+            return Err(invalid("host.interval must be at least 1s".to_owned()));
+        }
+        if self.spool.max_bytes < 65536 {
+            return Err(invalid(format!(
+                "spool.max_bytes must be at least 65536, got {}",
+                self.spool.max_bytes
+            )));
+        }
+        let d = &self.detect;
+        if d.unreachable_after == 0 {
+            return Err(invalid(
+                "detect.unreachable_after must be at least 1".to_owned(),
+            ));
+        }
+        for (key, value) in [
+            ("cpu_percent", d.cpu_percent),
+            ("memory_percent", d.memory_percent),
+            ("disk_percent", d.disk_percent),
+        ] {
+            if !(value > 0.0 && value <= 100.0) {
+                return Err(invalid(format!(
+                    "detect.{key} must be above 0 and at most 100, got {value}"
+                )));
+            }
+        }
         let mut names = HashSet::new();
         for target in &self.snmp.targets {
             if !names.insert(target.name.as_str()) {
@@ -524,6 +778,77 @@ fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration
             "invalid duration {text:?} ({err}); write e.g. \"30s\""
         ))
     })
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_host_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_spool_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_unreachable_after() -> u32 {
+    3
+}
+
+fn default_link_hold_down() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn zero_duration() -> Duration {
+    Duration::ZERO
+}
+
+fn default_flap_window() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_cpu_percent() -> f64 {
+    95.0
+}
+
+fn default_cpu_for() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_memory_percent() -> f64 {
+    95.0
+}
+
+fn default_disk_percent() -> f64 {
+    90.0
+}
+
+fn default_usage_for() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_threshold_severity() -> outpost_protocol::Severity {
+    outpost_protocol::Severity::Warning
+}
+
+impl AgentConfig {
+    /// The spool directory: `spool.dir`, or `<identity_dir>/spool`.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.server.identity_dir.join("spool"))
+    }
+
+    /// The detector's state file: `detect.state_file`, or
+    /// `<identity_dir>/detector.json`.
+    pub fn detector_state_file(&self) -> PathBuf {
+        self.detect
+            .state_file
+            .clone()
+            .unwrap_or_else(|| self.server.identity_dir.join("detector.json"))
+    }
 }
 
 fn default_identity_dir() -> PathBuf {

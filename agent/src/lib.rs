@@ -7,8 +7,24 @@
 //! * [`snmp`]: polling network devices over SNMP.
 //! * [`check`]: the `check` command (validate the config, poll each target
 //!   once, print a table).
+//! * [`identity`] and [`enroll`]: the agent's key pair and the `enroll`
+//!   command.
+//! * [`uplink`]: the signed HTTPS client for the server (with TLS pinning).
+//! * [`spool`]: the durable on-disk queue of messages for the server.
+//! * [`detect`]: the fault detector (observations in, fault events out).
+//! * [`daemon`]: the `run` command, tying it all together; [`metrics`]: its
+//!   Prometheus endpoint.
+//! * [`fsutil`]: atomic file replacement.
 
 pub mod check;
 pub mod collect;
 pub mod config;
+pub mod daemon;
+pub mod detect;
+pub mod enroll;
+pub mod fsutil;
+pub mod identity;
+pub mod metrics;
 pub mod snmp;
+pub mod spool;
+pub mod uplink;

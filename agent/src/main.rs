@@ -8,6 +8,10 @@
 //!   print it as JSON.
 //! * `outpost-agent check --config FILE`: validate the configuration, poll
 //!   each SNMP target once and print a table; fails if any target fails.
+//! * `outpost-agent enroll --server URL --token TOKEN [--identity-dir DIR]
+//!   [--config FILE] [--force]`: generate a key pair, enrol with the server
+//!   and store the identity.
+//! * `outpost-agent run --config FILE`: run the daemon.
 //!
 //! `facts` and `health` print pretty JSON, in exactly the wire format of
 //! `outpost-protocol`. Errors go to standard error as one line
@@ -19,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use outpost_agent::config::AgentConfig;
-use outpost_agent::{check, collect};
+use outpost_agent::{check, collect, daemon, enroll};
 
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
@@ -51,14 +55,53 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Enrol with the server: generate a key pair locally, exchange the
+    /// one-time token for an identity and store it.
+    Enroll {
+        /// The server's base URL (https://, or http:// to loopback only).
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The one-time enrolment token (default: the file named by
+        /// `server.token_file` of --config).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "OUTPOST_ENROLL_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+        /// Where to store the identity (default: `server.identity_dir` of
+        /// --config, else /var/lib/outpost-agent).
+        #[arg(long, value_name = "DIR")]
+        identity_dir: Option<PathBuf>,
+        /// The agent's configuration file, for its `server.identity_dir`.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Replace an existing identity.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the agent daemon.
+    Run {
+        /// The agent's configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,async_snmp=off")),
+            tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| {
+                // The daemon logs its work; one-shot commands only problems.
+                let level = if matches!(cli.command, Command::Run { .. }) {
+                    "info"
+                } else {
+                    "warn"
+                };
+                tracing_subscriber::EnvFilter::new(format!("{level},async_snmp=off"))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -85,7 +128,55 @@ fn run(command: Command) -> Result<()> {
             print_json(&sample)
         }
         Command::Check { config } => check_command(&config),
+        Command::Enroll {
+            server,
+            token,
+            identity_dir,
+            config,
+            force,
+        } => {
+            let config = match config {
+                Some(path) => Some(AgentConfig::load(&path).context("invalid configuration")?),
+                None => None,
+            };
+            let dir = match (identity_dir, &config) {
+                (Some(dir), _) => dir,
+                (None, Some(config)) => config.server.identity_dir.clone(),
+                (None, None) => PathBuf::from("/var/lib/outpost-agent"),
+            };
+            let token = match (
+                token,
+                config.as_ref().and_then(|c| c.server.token_file.as_ref()),
+            ) {
+                (Some(token), _) => token,
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .with_context(|| format!("reading the token file {}", file.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, None) => bail!("give --token, or --config with server.token_file"),
+            };
+            let identity = runtime()?.block_on(enroll::enroll(&server, &token, &dir, force))?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(
+                stdout,
+                "enrolled as agent {} with {}; identity stored in {}",
+                identity.agent_id,
+                identity.server_url,
+                dir.display()
+            )
+            .context("writing to standard output")
+        }
+        Command::Run { config } => runtime()?.block_on(daemon::run(&config)),
     }
+}
+
+/// A single-threaded runtime: the agent's work is I/O-bound and small.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+        .context("starting the async runtime")
 }
 
 /// `check`: load the config, poll every target once, print the table.

@@ -19,6 +19,11 @@ use sysinfo::{
 /// Host name reported when the operating system gives none (or an empty one).
 pub const UNKNOWN_HOSTNAME: &str = "unknown-host";
 
+/// This host's name, or [`UNKNOWN_HOSTNAME`].
+pub fn hostname() -> String {
+    hostname_or_fallback(System::host_name())
+}
+
 /// Collects the host's [`HostFacts`]. `now` is used only to derive the boot
 /// time from the uptime when the OS does not report the boot time directly.
 pub fn collect_facts(now: impl Fn() -> DateTime<Utc>) -> Result<HostFacts> {

@@ -260,3 +260,52 @@ fn load_names_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn agent_sections_take_defaults_and_check_values() {
+    let config = AgentConfig::parse(SERVER).expect("valid");
+    assert!(config.host.enabled);
+    assert_eq!(config.host.interval, Duration::from_secs(30));
+    assert_eq!(config.spool.max_bytes, 64 * 1024 * 1024);
+    assert_eq!(
+        config.spool_dir(),
+        PathBuf::from("/var/lib/outpost-agent/spool")
+    );
+    assert_eq!(
+        config.detector_state_file(),
+        PathBuf::from("/var/lib/outpost-agent/detector.json")
+    );
+    assert_eq!(config.detect, DetectConfig::default());
+    assert_eq!(config.detect.unreachable_after, 3);
+    assert_eq!(config.detect.link_hold_down, Duration::from_secs(60));
+    assert_eq!(config.detect.trap_link_hold_down, Duration::ZERO);
+    assert_eq!(config.detect.flap_window, Duration::from_secs(600));
+    assert!(config.metrics.listen.is_none());
+
+    let err = parse_err(&format!("{SERVER}\n[detect]\nflap_windw = \"1m\"\n"));
+    assert!(
+        err.contains("flap_windw") && err.contains("line 5"),
+        "{err}"
+    );
+    let err = parse_err(&format!("{SERVER}\n[detect]\ndisk_percent = 120.0\n"));
+    assert!(err.contains("detect.disk_percent"), "{err}");
+    let err = parse_err(&format!("{SERVER}\n[spool]\nmax_bytes = 10\n"));
+    assert!(err.contains("spool.max_bytes"), "{err}");
+    let err = parse_err(&format!(
+        "{SERVER}\n[[detect.sensor_thresholds]]\nname = \"x\"\n"
+    ));
+    assert!(err.contains("`above` or `below`"), "{err}");
+    let err = parse_err(&format!(
+        "{SERVER}\n[[detect.sensor_thresholds]]\nsensor_type = \"kelvin\"\nabove = 1.0\n"
+    ));
+    assert!(err.contains("kelvin"), "{err}");
+    let config = AgentConfig::parse(&format!(
+        "{SERVER}\n[[detect.sensor_thresholds]]\nsensor_type = \"rpm\"\nbelow = 500.0\nfor = \"2m\"\nseverity = \"major\"\n\n[metrics]\nlisten = \"127.0.0.1:9101\"\n"
+    ))
+    .expect("valid");
+    let t = &config.detect.sensor_thresholds[0];
+    assert_eq!(t.sensor_type, Some(10));
+    assert_eq!(t.hold, Duration::from_secs(120));
+    assert_eq!(t.severity, outpost_protocol::Severity::Major);
+    assert!(config.metrics.listen.is_some());
+}

@@ -103,8 +103,21 @@ pub async fn messages(
     State(s): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    // Its own limit (larger than other endpoints'): see `AGENT_BODY_LIMIT`.
+    let body = match axum::body::to_bytes(body, super::AGENT_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a batch may be at most {} bytes", super::AGENT_BODY_LIMIT),
+                None,
+            )
+            .into_response()
+        }
+    };
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

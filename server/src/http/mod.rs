@@ -36,6 +36,11 @@ use error::ApiError;
 /// Largest request body accepted (bytes).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// Largest agent batch accepted (an inventory of hundreds of devices with
+/// their modules can pass 1 MiB).
+pub const AGENT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+const AGENT_MESSAGES: &str = "/api/v1/agent/messages";
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -270,11 +275,16 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
+    let limit = if req.uri().path() == AGENT_MESSAGES {
+        AGENT_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    if announced.is_some_and(|n| n > limit as u64) {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the body may be at most {BODY_LIMIT} bytes"),
+            format!("the body may be at most {limit} bytes"),
             None,
         )
         .into_response();
