@@ -220,6 +220,17 @@ pub async fn run(config_path: &Path) -> Result<()> {
     tasks.spawn(poller(Arc::clone(&shared), stop_rx.clone()));
     tasks.spawn(host_sampler(Arc::clone(&shared), stop_rx.clone()));
     tasks.spawn(ticker(Arc::clone(&shared), stop_rx.clone()));
+    if let Some(traps) = &config.traps {
+        let receiver = crate::snmp::trap::TrapReceiver::bind(traps)
+            .await
+            .context("[traps]")?;
+        tracing::info!(listen = %receiver.local_addr(), "receiving SNMP traps and informs");
+        tasks.spawn(trap_listener(
+            Arc::clone(&shared),
+            receiver,
+            stop_rx.clone(),
+        ));
+    }
 
     signals(&shared).await?;
     tracing::info!("stopping");
@@ -236,6 +247,58 @@ pub async fn run(config_path: &Path) -> Result<()> {
         detector.save(&shared.state_file)?;
     }
     Ok(())
+}
+
+/// The target a trap came from: the first configured target whose address
+/// has the sender's IP (UDP source ports are ephemeral), else `trap-<ip>`.
+fn trap_device(config: &AgentConfig, source: std::net::SocketAddr) -> String {
+    use std::net::ToSocketAddrs;
+    config
+        .snmp
+        .targets
+        .iter()
+        .find(|t| {
+            // "host:port", "[v6]:port", or a bare host (port 161).
+            let resolved = t
+                .address
+                .to_socket_addrs()
+                .or_else(|_| (t.address.as_str(), 161).to_socket_addrs());
+            resolved
+                .map(|mut a| a.any(|a| a.ip() == source.ip()))
+                .unwrap_or(false)
+        })
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| format!("trap-{}", source.ip()).replace([':', '/'], "_"))
+}
+
+/// Feeds accepted traps and informs to the detector.
+async fn trap_listener(
+    shared: Arc<Shared>,
+    mut receiver: crate::snmp::trap::TrapReceiver,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let trap = tokio::select! {
+            t = receiver.next() => t,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match trap {
+            Ok(t) => {
+                let device = trap_device(&shared.config(), t.source);
+                tracing::debug!(device, trap = %t.trap_oid, source = %t.source, "trap received");
+                shared.detect(vec![Observation::Trap {
+                    device,
+                    trap_oid: t.trap_oid,
+                    varbinds: t.varbinds,
+                    at: t.received_at,
+                }]);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the trap receiver stopped");
+                return;
+            }
+        }
+    }
 }
 
 /// Waits for SIGTERM or ctrl-c, reloading the configuration on SIGHUP.

@@ -91,18 +91,26 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon logs its work; one-shot commands only problems. The SNMP
+    // library's own logs (every timeout as an error) stay off unless asked for.
+    let default = if matches!(cli.command, Command::Run { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let mut filter = std::env::var("OUTPOST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    if !filter.contains("async_snmp") {
+        filter.push_str(",async_snmp=off");
+    }
+    let env_filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},async_snmp=off"))
+    });
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| {
-                // The daemon logs its work; one-shot commands only problems.
-                let level = if matches!(cli.command, Command::Run { .. }) {
-                    "info"
-                } else {
-                    "warn"
-                };
-                tracing_subscriber::EnvFilter::new(format!("{level},async_snmp=off"))
-            }),
-        )
+        .with_env_filter(env_filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match run(cli.command) {
