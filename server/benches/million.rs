@@ -361,7 +361,7 @@ async fn serve(a: &Args, db: &Path, reference: DateTime<Utc>) -> anyhow::Result<
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let feed = Engine::start(
         cases.clone(),
-        Arc::new(Registry::default()),
+        outpost_server::sla::settings::SlaSettings::fixed(Registry::default()),
         Settings::default(),
         stopped,
         None,

@@ -268,7 +268,8 @@ pub async fn serve(
     // as they come due; it stops with the server.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let cases = Cases::new(store.clone(), clock);
-    let registry = Arc::new(config.sla.clone());
+    let registry =
+        crate::sla::settings::SlaSettings::load(store.clone(), config.sla_section.clone()).await?;
     // Agent timers (heartbeat watch) share the timer runner; the agents
     // service needs the fed case service, so it is filled in just below.
     let agents_cell: Arc<std::sync::OnceLock<crate::agents::Agents>> = Arc::default();
@@ -300,7 +301,7 @@ pub async fn serve(
     notify
         .public_url
         .get_or_insert_with(|| format!("http://{addr}"));
-    let notifier = crate::notify::Notifier::new(cases.clone(), notify, registry.timezone)
+    let notifier = crate::notify::Notifier::new(cases.clone(), notify, registry.current().timezone)
         .map_err(anyhow::Error::msg)?;
     notifier.start(stop.subscribe());
     let state = crate::http::AppState::with_cases(cases, registry).with_agents(agents);

@@ -28,7 +28,7 @@ pub struct FileConfig {
 }
 
 /// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlaSection {
     /// Time zone of calendars when a case's site has none. Default UTC.
@@ -99,6 +99,8 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// SLA policies and calendars, validated.
     pub sla: crate::sla::registry::Registry,
+    /// The `[sla]` section as written (the base of API-managed settings).
+    pub sla_section: SlaSection,
     /// Notification channels and retry policy, validated.
     pub notify: crate::notify::Settings,
     /// Agent heartbeats, enrolment and fault handling, validated.
@@ -164,6 +166,7 @@ impl Config {
         let agents = file.agents.build().map_err(anyhow::Error::msg)?;
         Ok(Config {
             sla,
+            sla_section: file.sla.clone(),
             notify,
             agents,
             listen,

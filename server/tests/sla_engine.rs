@@ -65,7 +65,7 @@ async fn start(store: &Store) -> anyhow::Result<tokio::sync::watch::Sender<bool>
     let cases = Cases::new(store.clone(), Arc::new(SystemClock));
     Engine::start(
         cases,
-        Arc::new(Registry::default()),
+        outpost_server::sla::settings::SlaSettings::fixed(Registry::default()),
         Settings::default(),
         stopped,
         None,

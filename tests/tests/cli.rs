@@ -193,6 +193,13 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/agent/enroll", "post"),
         ("/api/v1/agent/messages", "post"),
         ("/api/v1/organizations/{id}/topology", "get"),
+        ("/api/v1/sla/policies", "get"),
+        ("/api/v1/sla/policies/{name}", "put"),
+        ("/api/v1/sla/policies/{name}", "delete"),
+        ("/api/v1/sla/calendars", "get"),
+        ("/api/v1/sla/calendars/{name}", "put"),
+        ("/api/v1/sla/calendars/{name}", "delete"),
+        ("/api/v1/sla/calendars/{name}/holidays", "post"),
     ];
     let documented: usize = paths
         .values()

@@ -159,6 +159,22 @@ fn ops() -> Vec<Op> {
             needs_case: false,
         },
         Op {
+            name: "list sla policies",
+            method: Method::GET,
+            path: |_, _| "/api/v1/sla/policies".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            name: "put sla calendar",
+            method: Method::PUT,
+            path: |_, _| "/api/v1/sla/calendars/rbac-cal".into(),
+            body: |_, _| Some(json!({ "timezone": "UTC", "preset": "5x8" })),
+            allowed: &["admin"],
+            needs_case: false,
+        },
+        Op {
             name: "sla clocks",
             method: Method::GET,
             path: |_, n| format!("/api/v1/cases/{n}/sla"),

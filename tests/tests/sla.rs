@@ -4,7 +4,7 @@
 //! cancels the response deadlines; customers never see these entries; a
 //! server that was down records missed deadlines at start-up, marked late.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use outpost_tests::{Backend, Server, World};
 use serde_json::{json, Value};
 
@@ -322,6 +322,196 @@ async fn automatic_reassignment_goes_round_robin() -> Result<()> {
             "{events:?}"
         );
     }
+    s.verify_intact()?;
+    Ok(())
+}
+
+/// Policies and calendars through the API: admins create them, holidays come
+/// from an .ics file, a contract names the policy, and replacing the policy
+/// recomputes the deadlines of a case that is already open.
+#[tokio::test]
+async fn policies_and_calendars_through_the_api() -> Result<()> {
+    let s = Server::start_with_config(Backend::Sqlite, Some(FAST)).await?;
+    let w = World::build(&s).await?;
+    let admin = w.admin.clone();
+    // Calendars: create, import holidays, refuse bad input.
+    let cal = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/sla/calendars/ops",
+            &admin,
+            Some(json!({ "timezone": "Europe/Berlin", "preset": "24x7" })),
+        )
+        .await?;
+    assert_eq!(cal.0, 200, "{}", cal.1);
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/sla/calendars/bad",
+            &admin,
+            Some(json!({ "timezone": "Mars/Olympus", "preset": "24x7" })),
+        )
+        .await?;
+    assert_eq!(st, 422, "{v}");
+    let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:1@test\r\nDTSTART;VALUE=DATE:20261225\r\nSUMMARY:Christmas\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:2@test\r\nDTSTART;VALUE=DATE:20261226\r\nSUMMARY:Boxing Day\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let resp = s
+        .http
+        .post(format!("{}/api/v1/sla/calendars/ops/holidays", s.base))
+        .bearer_auth(&admin)
+        .header("content-type", "text/calendar")
+        .body(ics)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await?;
+    assert_eq!(v["added"], 2, "{v}");
+    assert_eq!(
+        v["calendar"]["calendar"]["holidays"],
+        json!(["2026-12-25", "2026-12-26"])
+    );
+    let resp = s
+        .http
+        .post(format!("{}/api/v1/sla/calendars/ops/holidays", s.base))
+        .bearer_auth(&admin)
+        .header("content-type", "text/calendar")
+        .body(
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:garbage\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        )
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 422);
+    let v: Value = resp.json().await?;
+    assert_eq!(v["field"], "ics", "{v}");
+
+    // Policies: admins only; errors name the key; config ones are read-only.
+    let slow = json!({ "calendar": "ops", "targets": { "P2": { "response": "30m", "resolution": "off" } } });
+    let (st, _) = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/sla/policies/api-policy",
+            &w.managers[0],
+            Some(slow.clone()),
+        )
+        .await?;
+    assert_eq!(st, 403);
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/sla/policies/api-policy",
+            &admin,
+            Some(json!({ "targets": { "P2": { "response": "soon" } } })),
+        )
+        .await?;
+    assert_eq!(st, 422, "{v}");
+    assert!(
+        v["field"].as_str().is_some_and(|f| f.contains("response")),
+        "{v}"
+    );
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/sla/policies/fast",
+            &admin,
+            Some(slow.clone()),
+        )
+        .await?;
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/sla/policies/api-policy",
+            &admin,
+            Some(slow),
+        )
+        .await?;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["source"], "api");
+
+    // A contract names it; a case opened on its device runs on it.
+    let (_, contracts) = s
+        .get(
+            &format!("/api/v1/contracts?organization_id={}", w.org_a),
+            &admin,
+        )
+        .await?;
+    let contract = contracts[0]["id"].as_i64().context("contract id")?;
+    let (st, v) = s
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/contracts/{contract}"),
+            &admin,
+            Some(json!({ "sla_policy": "api-policy" })),
+        )
+        .await?;
+    assert_eq!(st, 200, "{v}");
+    let number = w.open_case(&s, false, "runs on the API policy").await?;
+    let (_, clocks) = s
+        .get(&format!("/api/v1/cases/{number}/sla"), &w.dispatcher)
+        .await?;
+    assert_eq!(clocks["policy"], "api-policy", "{clocks}");
+
+    // Replacing the policy recomputes the open case's deadlines: an
+    // escalation after 2 s of elapsed time fires on it.
+    let fast = json!({ "calendar": "ops", "targets": { "P2": { "response": "30m", "resolution": "off",
+        "escalation": [{ "after": "2s", "level": 1 }] } } });
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/sla/policies/api-policy",
+            &admin,
+            Some(fast),
+        )
+        .await?;
+    assert_eq!(st, 200, "{v}");
+    let h = wait_for_events(&s, &w.dispatcher, &number, 1).await?;
+    assert_eq!(sla_events(&h)[0], ("escalated".to_string(), Some(1), false));
+
+    // In use: not deleted. Listed for staff with their source.
+    let (st, v) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/sla/policies/api-policy",
+            &admin,
+            None,
+        )
+        .await?;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["message"].as_str().is_some_and(|m| m.contains("K-A100")),
+        "{v}"
+    );
+    let (st, v) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/sla/calendars/ops",
+            &admin,
+            None,
+        )
+        .await?;
+    assert_eq!(st, 409, "{v}");
+    let (_, list) = s.get("/api/v1/sla/policies", &w.engineer.1).await?;
+    let sources: Vec<(String, String)> = list
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            (
+                p["policy"]["name"].as_str().unwrap_or_default().to_string(),
+                p["source"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        sources.contains(&("fast".into(), "config".into())),
+        "{sources:?}"
+    );
+    assert!(
+        sources.contains(&("api-policy".into(), "api".into())),
+        "{sources:?}"
+    );
+    let (st, _) = s.get("/api/v1/sla/policies", &w.customer_a).await?;
+    assert_eq!(st, 403);
     s.verify_intact()?;
     Ok(())
 }

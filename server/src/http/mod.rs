@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod feedback;
 pub mod reports;
+pub mod sla;
 pub mod users;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -48,7 +49,7 @@ pub struct AppState {
     pub cases: Cases,
     pub clock: Arc<dyn Clock>,
     /// SLA policies and calendars (for the clock view).
-    pub sla: Arc<crate::sla::registry::Registry>,
+    pub sla: Arc<crate::sla::settings::SlaSettings>,
     /// Enrolment and the agent uplink.
     pub agents: crate::agents::Agents,
     metrics: PrometheusHandle,
@@ -56,7 +57,7 @@ pub struct AppState {
 
 impl AppState {
     /// State around a configured case service (e.g. one that feeds the SLA engine).
-    pub fn with_cases(cases: Cases, sla: Arc<crate::sla::registry::Registry>) -> AppState {
+    pub fn with_cases(cases: Cases, sla: Arc<crate::sla::settings::SlaSettings>) -> AppState {
         AppState {
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
@@ -157,6 +158,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(directory::create_device, directory::list_devices))
         .routes(routes!(directory::get_device, directory::update_device))
         .routes(routes!(reports::sla_report))
+        .routes(routes!(sla::list_policies))
+        .routes(routes!(sla::put_policy, sla::delete_policy))
+        .routes(routes!(sla::list_calendars))
+        .routes(routes!(sla::put_calendar, sla::delete_calendar))
+        .routes(routes!(sla::import_holidays))
         .routes(routes!(agents::create_enrollment_token))
         .routes(routes!(agents::list_agents))
         .routes(routes!(agents::get_agent))

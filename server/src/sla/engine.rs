@@ -37,6 +37,7 @@ use super::calendar::Calendar;
 use super::clock::{evaluate, Change, Deadline, Timeline};
 use super::policy::{ClockKind, Policy, ReassignMode};
 use super::registry::Registry;
+use super::settings::SlaSettings;
 use super::timers::{Handler, Settings, TimerService};
 use crate::cases::{ActivityBody, Cases, SlaEventKind, Visibility};
 use crate::error::{Error, Result};
@@ -66,7 +67,7 @@ const STALE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
 #[derive(Clone)]
 pub struct Engine {
     cases: Cases,
-    registry: Arc<Registry>,
+    registry: Arc<SlaSettings>,
     timers: TimerService,
     /// The engine's own change feed, to resync a case after writing to it.
     feed: mpsc::UnboundedSender<i64>,
@@ -150,12 +151,12 @@ impl Engine {
     /// `stop`), and returns the sender that `Cases` reports changes on.
     pub async fn start(
         cases: Cases,
-        registry: Arc<Registry>,
+        registry: Arc<SlaSettings>,
         settings: Settings,
         stop: watch::Receiver<bool>,
         others: Option<Handler>,
     ) -> Result<mpsc::UnboundedSender<i64>> {
-        let fingerprint = fingerprint(&registry)?;
+        let fingerprint = fingerprint(&registry.current())?;
         let stored = cases.store.meta(RESYNC_KEY).await?;
         let full_after = resync_from(stored.as_deref(), &fingerprint);
         match full_after {
@@ -209,9 +210,25 @@ impl Engine {
         mut stop: watch::Receiver<bool>,
         mut bg: Background,
     ) {
+        let mut settings = self.registry.subscribe();
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if settings.has_changed().unwrap_or(false) {
+                settings.borrow_and_update();
+                match fingerprint(&self.registry.current()) {
+                    Ok(f) if f != bg.fingerprint => {
+                        tracing::info!(
+                            "SLA settings changed: resyncing every open case in the background"
+                        );
+                        bg.fingerprint = f;
+                        bg.full_after = Some(0);
+                        bg.full_started = Instant::now();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot fingerprint the SLA settings"),
+                }
             }
             let mut ids = std::collections::BTreeSet::new();
             while let Ok(id) = rx.try_recv() {
@@ -237,6 +254,7 @@ impl Engine {
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(10));
                 tokio::select! {
+                    _ = settings.changed() => continue,
                     id = rx.recv() => match id {
                         Some(id) => { ids.insert(id); }
                         None => break,
@@ -263,6 +281,8 @@ impl Engine {
             return Ok(false);
         }
         if bg.stale_after.is_none() && Instant::now() >= bg.next_sweep {
+            // Another replica may have changed the settings through the API.
+            self.registry.reload_if_changed().await?;
             bg.stale_after = Some(0);
             bg.stale_before = self.cases.clock.now() - STALE_GRACE;
         }
@@ -316,7 +336,7 @@ impl Engine {
     }
 
     async fn load(&self, case_id: i64) -> Result<Option<CaseClocks>> {
-        load(&self.cases.store, &self.registry, case_id).await
+        load(&self.cases.store, &self.registry.current(), case_id).await
     }
 
     /// Bring one case's timers in line with its clocks, writing only what

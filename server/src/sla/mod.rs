@@ -6,4 +6,5 @@ pub mod clock;
 pub mod engine;
 pub mod policy;
 pub mod registry;
+pub mod settings;
 pub mod timers;

@@ -112,6 +112,11 @@ impl Registry {
         Ok(hex::encode(sha2::Sha256::digest(text.as_bytes())))
     }
 
+    /// A named policy (not the default).
+    pub fn named_policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.get(name)
+    }
+
     /// The named policy, or the default one.
     pub fn policy(&self, name: Option<&str>) -> &Policy {
         name.and_then(|n| self.policies.get(n))
