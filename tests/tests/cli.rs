@@ -200,6 +200,7 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/sla/calendars/{name}", "put"),
         ("/api/v1/sla/calendars/{name}", "delete"),
         ("/api/v1/sla/calendars/{name}/holidays", "post"),
+        ("/api/v1/cases/{number}/diagnosis", "post"),
     ];
     let documented: usize = paths
         .values()

@@ -175,6 +175,14 @@ fn ops() -> Vec<Op> {
             needs_case: false,
         },
         Op {
+            name: "diagnosis",
+            method: Method::POST,
+            path: |_, n| format!("/api/v1/cases/{n}/diagnosis"),
+            body: |_, _| Some(json!({ "summary": "cause" })),
+            allowed: CASE_WORKERS,
+            needs_case: true,
+        },
+        Op {
             name: "sla clocks",
             method: Method::GET,
             path: |_, n| format!("/api/v1/cases/{n}/sla"),

@@ -515,3 +515,67 @@ async fn policies_and_calendars_through_the_api() -> Result<()> {
     s.verify_intact()?;
     Ok(())
 }
+
+/// A diagnosed case escalates no further; its other deadlines still fire.
+#[tokio::test]
+async fn diagnosis_stops_escalation() -> Result<()> {
+    let s = Server::start_with_config(Backend::Sqlite, Some(FAST)).await?;
+    let w = World::build(&s).await?;
+    let number = w.open_case(&s, false, "cause found quickly").await?;
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/cases/{number}/diagnosis"),
+            &w.customer_a,
+            json!({ "summary": "x" }),
+        )
+        .await?;
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/cases/{number}/diagnosis"),
+            &w.engineer.1,
+            json!({ "summary": " " }),
+        )
+        .await?;
+    assert_eq!(
+        (st.as_u16(), v["field"].as_str()),
+        (422, Some("summary")),
+        "{v}"
+    );
+    s.post_ok(
+        &format!("/api/v1/cases/{number}/diagnosis"),
+        &w.engineer.1,
+        json!({ "summary": "A failed line card" }),
+    )
+    .await?;
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/cases/{number}/diagnosis"),
+            &w.engineer.1,
+            json!({ "summary": "again" }),
+        )
+        .await?;
+    assert_eq!(st, 409);
+    // Reminders (1 s, 2 s), reassign prompt (2 s) and the response breach
+    // (3 s) still come; escalations (4 s, 5 s) do not.
+    let h = wait_for_events(&s, &w.dispatcher, &number, 4).await?;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (_, h2) = s
+        .get(&format!("/api/v1/cases/{number}/activities"), &w.dispatcher)
+        .await?;
+    let names: Vec<String> = sla_events(&h2).into_iter().map(|(e, _, _)| e).collect();
+    assert!(!names.iter().any(|n| n == "escalated"), "{names:?}");
+    assert_eq!(
+        sla_events(&h).len(),
+        names.len(),
+        "nothing after the breach: {names:?}"
+    );
+    let (_, clocks) = s
+        .get(&format!("/api/v1/cases/{number}/sla"), &w.dispatcher)
+        .await?;
+    assert!(
+        clocks["clocks"]["diagnosed_at"].is_string() || clocks["diagnosed_at"].is_string(),
+        "{clocks}"
+    );
+    Ok(())
+}

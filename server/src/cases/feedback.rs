@@ -26,6 +26,13 @@ pub struct NewFaultReport {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct NewDiagnosis {
+    /// The cause found, in a sentence or two.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SurveyAnswer {
     /// 1 (poor) .. 5 (excellent).
     pub rating: i64,
@@ -102,6 +109,54 @@ impl Cases {
                 )));
             }
             Ok(vec![(Visibility::Public, body)])
+        })
+        .await
+    }
+
+    /// Record the diagnosis (the cause is known): escalation by time without
+    /// diagnosis stops until the case is reopened.
+    pub async fn diagnose(
+        &self,
+        who: &Principal,
+        number: &str,
+        req: &NewDiagnosis,
+    ) -> Result<CaseView> {
+        who.require(Action::Classify)?;
+        let summary = text("summary", &req.summary, 4000)?;
+        let has = {
+            let row = self.get(who, number).await?;
+            let entries = self.store.entries(row.id).await?;
+            // Diagnosed since the last reopening?
+            let mut diagnosed = false;
+            for e in &entries {
+                match serde_json::from_str::<ActivityBody>(&e.body) {
+                    Ok(ActivityBody::Diagnosed { .. }) => diagnosed = true,
+                    Ok(ActivityBody::StatusChanged {
+                        to: super::Status::Reopened,
+                        ..
+                    }) => diagnosed = false,
+                    _ => {}
+                }
+            }
+            diagnosed
+        };
+        self.change(who, number, |c, _| {
+            if !c.status.is_open() {
+                return Err(Error::conflict(format!(
+                    "case {} is {}; reopen it first",
+                    c.number, c.status
+                )));
+            }
+            if has {
+                return Err(Error::conflict(format!(
+                    "case {} is diagnosed already",
+                    c.number
+                )));
+            }
+            Ok(vec![(
+                Visibility::Public,
+                ActivityBody::Diagnosed { summary },
+            )])
         })
         .await
     }

@@ -295,6 +295,9 @@ pub enum ActivityBody {
         /// The event's idempotency key; makes recording idempotent.
         idempotency_key: String,
     },
+    /// The cause was found: escalation by time without diagnosis stops
+    /// (until the case is reopened).
+    Diagnosed { summary: String },
     /// A manager or dispatcher acknowledged an alert.
     AlertAcknowledged {
         alert_id: i64,
@@ -321,6 +324,7 @@ impl ActivityBody {
             ActivityBody::NotificationFailed { .. } => "notification_failed",
             ActivityBody::AlertAcknowledged { .. } => "alert_acknowledged",
             ActivityBody::Fault { .. } => "fault",
+            ActivityBody::Diagnosed { .. } => "diagnosed",
         }
     }
 }

@@ -15,7 +15,9 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::AppState;
 use crate::auth::Action;
-use crate::cases::feedback::{DeliveryView, NewFaultReport, SurveyAnswer, SurveyView};
+use crate::cases::feedback::{
+    DeliveryView, NewDiagnosis, NewFaultReport, SurveyAnswer, SurveyView,
+};
 use crate::cases::CaseView;
 use crate::clock::from_micros;
 use crate::error::Error;
@@ -35,6 +37,22 @@ pub async fn add_fault_report(
     ApiJson(req): ApiJson<NewFaultReport>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(s.cases.add_fault_report(&who, &number, &req).await?))
+}
+
+/// Record the diagnosis: escalation by time without diagnosis stops (until
+/// the case is reopened).
+#[utoipa::path(post, path = "/api/v1/cases/{number}/diagnosis", tag = "cases",
+    params(("number" = String, Path, description = "Case number")), request_body = NewDiagnosis,
+    responses((status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn diagnose(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(number): ApiPath<String>,
+    ApiJson(req): ApiJson<NewDiagnosis>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(s.cases.diagnose(&who, &number, &req).await?))
 }
 
 /// Every notification (e-mail, SMS, webhook) sent or due for a case (staff).

@@ -172,6 +172,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::topology))
         .routes(routes!(feedback::survey_report))
         .routes(routes!(feedback::add_fault_report))
+        .routes(routes!(feedback::diagnose))
         .routes(routes!(feedback::list_notifications))
         .routes(routes!(feedback::list_alerts))
         .routes(routes!(feedback::acknowledge_alert))

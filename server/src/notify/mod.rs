@@ -48,6 +48,7 @@ pub fn wants(body: &ActivityBody) -> bool {
             | ActivityBody::SlaEvent { .. }
             | ActivityBody::FaultReport { .. }
             | ActivityBody::SurveyAnswered { .. }
+            | ActivityBody::Diagnosed { .. }
     )
 }
 

@@ -8,7 +8,8 @@
 //! - The **resolution** clock runs from opening until `resolved`, stops while
 //!   resolved or closed, resumes on reopening, and pauses likewise.
 //! - **Escalation** by time without diagnosis uses the resolution clock's
-//!   elapsed working time against the policy's matrix.
+//!   elapsed working time against the policy's matrix, until the case is
+//!   diagnosed (a diagnosis entry; reopening the case clears it) or resolved.
 //!
 //! Elapsed and paused time are kept across priority and policy changes: the
 //! deadline is recomputed from the new target and the time already used, never
@@ -27,6 +28,8 @@ use crate::cases::{Priority, Status};
 pub enum Change {
     Status(Status),
     Priority(Priority),
+    /// The cause was found (a diagnosis entry): escalation stops.
+    Diagnosed,
 }
 
 /// A case's history reduced to what the clocks need, oldest first.
@@ -88,8 +91,10 @@ pub struct Evaluation {
     pub priority: Priority,
     pub response: ClockState,
     pub resolution: ClockState,
-    /// The manager level reached so far, if any.
+    /// The manager level reached so far (at the diagnosis, once diagnosed).
     pub escalation_level: Option<u8>,
+    /// When the case was diagnosed (since its last reopening), if it was.
+    pub diagnosed_at: Option<DateTime<Utc>>,
     /// Deadlines of running clocks, passed ones included at their true instant.
     pub upcoming: Vec<Deadline>,
 }
@@ -222,8 +227,25 @@ fn crossing(
     Some(now)
 }
 
+/// When the case was diagnosed, as of `now`: the first diagnosis after the
+/// last reopening.
+fn diagnosed_at(t: &Timeline, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut at = None;
+    for (when, c) in t.changes.iter().filter(|(when, _)| *when <= now) {
+        match c {
+            Change::Diagnosed => {
+                at.get_or_insert(*when);
+            }
+            Change::Status(Status::Reopened) => at = None,
+            _ => {}
+        }
+    }
+    at
+}
+
 /// Evaluate every clock of a case at `now`.
 pub fn evaluate(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc>) -> Evaluation {
+    let diagnosed = diagnosed_at(t, now);
     let priority = current_priority(t, now);
     let targets = policy.targets(priority);
     let (response, response_runs) = clock(
@@ -261,7 +283,7 @@ pub fn evaluate(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc
         if let Some(due_at) = tg.resolution.and_then(at_resolution) {
             upcoming.push(Deadline::ResolutionDue { due_at });
         }
-        for e in &tg.escalation {
+        for e in tg.escalation.iter().filter(|_| diagnosed.is_none()) {
             if let Some(due_at) = at_resolution(e.after) {
                 upcoming.push(Deadline::Escalation {
                     level: e.level,
@@ -277,10 +299,19 @@ pub fn evaluate(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc
         | Deadline::ResolutionDue { due_at }
         | Deadline::Escalation { due_at, .. } => *due_at,
     });
+    // Once diagnosed, the level stays where it was at the diagnosis.
+    let escalation_elapsed = match diagnosed {
+        Some(d) => {
+            clock(ClockKind::Resolution, policy, cal, t, None, d)
+                .0
+                .elapsed_secs
+        }
+        None => resolution.elapsed_secs,
+    };
     let escalation_level = policy.escalation_level(
         priority,
         Span(std::time::Duration::from_secs(
-            resolution.elapsed_secs.max(0) as u64,
+            escalation_elapsed.max(0) as u64
         )),
     );
     Evaluation {
@@ -288,7 +319,54 @@ pub fn evaluate(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc
         response,
         resolution,
         escalation_level,
+        diagnosed_at: diagnosed,
         upcoming,
+    }
+}
+
+#[cfg(test)]
+mod diagnosis_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn diagnosis_stops_escalation_and_reopening_resumes_it() {
+        let policy = Policy::default();
+        let cal = Calendar::preset("24x7", chrono_tz::UTC).unwrap();
+        let open = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+        let mut t = Timeline {
+            opened_at: open,
+            priority: Priority::P1,
+            changes: vec![],
+        };
+        let h = |n: i64| open + Duration::hours(n);
+        // Undiagnosed P1 after 2 h: level 1 reached, level 2 ahead at 4 h.
+        let e = evaluate(&policy, &cal, &t, h(2));
+        assert_eq!(e.escalation_level, Some(1));
+        assert!(e.upcoming.contains(&Deadline::Escalation {
+            level: 2,
+            due_at: h(4)
+        }));
+        // Diagnosed at 2 h: no escalation ahead, level frozen at 1 even at 30 h.
+        t.changes.push((h(2), Change::Diagnosed));
+        let e = evaluate(&policy, &cal, &t, h(30));
+        assert_eq!(e.diagnosed_at, Some(h(2)));
+        assert_eq!(e.escalation_level, Some(1));
+        assert!(!e
+            .upcoming
+            .iter()
+            .any(|d| matches!(d, Deadline::Escalation { .. })));
+        // The resolution clock still runs (its own deadline is not escalation).
+        assert!(e.resolution.running);
+        // Resolved, then reopened at 40 h: undiagnosed again, escalation resumes.
+        t.changes.push((h(35), Change::Status(Status::Resolved)));
+        t.changes.push((h(40), Change::Status(Status::Reopened)));
+        let e = evaluate(&policy, &cal, &t, h(40));
+        assert_eq!(e.diagnosed_at, None);
+        assert!(e
+            .upcoming
+            .iter()
+            .any(|d| matches!(d, Deadline::Escalation { .. })));
     }
 }
 

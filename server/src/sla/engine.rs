@@ -211,11 +211,14 @@ impl Engine {
         mut bg: Background,
     ) {
         let mut settings = self.registry.subscribe();
+        // Set when the wait below saw the settings change (which marks the
+        // change seen, so `has_changed` would miss it).
+        let mut settings_changed = false;
         loop {
             if *stop.borrow() {
                 break;
             }
-            if settings.has_changed().unwrap_or(false) {
+            if std::mem::take(&mut settings_changed) || settings.has_changed().unwrap_or(false) {
                 settings.borrow_and_update();
                 match fingerprint(&self.registry.current()) {
                     Ok(f) if f != bg.fingerprint => {
@@ -254,7 +257,10 @@ impl Engine {
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(10));
                 tokio::select! {
-                    _ = settings.changed() => continue,
+                    _ = settings.changed() => {
+                        settings_changed = true;
+                        continue;
+                    }
                     id = rx.recv() => match id {
                         Some(id) => { ids.insert(id); }
                         None => break,
@@ -430,6 +436,10 @@ impl Engine {
         if state.stopped_at.is_some() {
             return Ok(());
         }
+        // A diagnosed case escalates no further.
+        if event == SlaEventKind::Escalated && eval.diagnosed_at.is_some() {
+            return Ok(());
+        }
         let due = t.due();
         let late = now - due > chrono::Duration::seconds(1);
         let body = ActivityBody::SlaEvent {
@@ -519,6 +529,7 @@ pub async fn load(
             (ActivityBody::PriorityChanged { to, .. }, Some(t)) => {
                 t.changes.push((at, Change::Priority(to)))
             }
+            (ActivityBody::Diagnosed { .. }, Some(t)) => t.changes.push((at, Change::Diagnosed)),
             (ActivityBody::SlaEvent { timer_id, .. }, _) => recorded_timers.push(timer_id),
             _ => {}
         }
