@@ -324,7 +324,7 @@ impl Session for AsyncSnmpSession {
     }
 }
 
-fn auth_protocol_of(protocol: AuthProtocol) -> async_snmp::AuthProtocol {
+pub(crate) fn auth_protocol_of(protocol: AuthProtocol) -> async_snmp::AuthProtocol {
     match protocol {
         AuthProtocol::Md5 => async_snmp::AuthProtocol::Md5,
         AuthProtocol::Sha1 => async_snmp::AuthProtocol::Sha1,
@@ -335,7 +335,7 @@ fn auth_protocol_of(protocol: AuthProtocol) -> async_snmp::AuthProtocol {
     }
 }
 
-fn priv_protocol_of(protocol: PrivProtocol) -> async_snmp::PrivProtocol {
+pub(crate) fn priv_protocol_of(protocol: PrivProtocol) -> async_snmp::PrivProtocol {
     match protocol {
         PrivProtocol::Des => async_snmp::PrivProtocol::Des,
         PrivProtocol::Aes128 => async_snmp::PrivProtocol::Aes128,

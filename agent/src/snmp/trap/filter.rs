@@ -22,7 +22,7 @@ use async_snmp::message::{Message, ScopedPdu, V3Message, V3MessageData};
 use async_snmp::v3::UsmSecurityParams;
 use async_snmp::{DecodeConfig, MasterKeys, Pdu, PduType, SecurityLevel, Value, Version};
 
-use crate::config::{AuthProtocol, PrivProtocol, V3Credentials};
+use crate::config::V3Credentials;
 
 /// What to do with one datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,24 +259,5 @@ pub fn printable(bytes: &[u8]) -> String {
         .collect()
 }
 
-pub(super) fn auth_protocol_of(protocol: AuthProtocol) -> async_snmp::AuthProtocol {
-    match protocol {
-        AuthProtocol::Md5 => async_snmp::AuthProtocol::Md5,
-        AuthProtocol::Sha1 => async_snmp::AuthProtocol::Sha1,
-        AuthProtocol::Sha224 => async_snmp::AuthProtocol::Sha224,
-        AuthProtocol::Sha256 => async_snmp::AuthProtocol::Sha256,
-        AuthProtocol::Sha384 => async_snmp::AuthProtocol::Sha384,
-        AuthProtocol::Sha512 => async_snmp::AuthProtocol::Sha512,
-    }
-}
-
-pub(super) fn priv_protocol_of(protocol: PrivProtocol) -> async_snmp::PrivProtocol {
-    match protocol {
-        PrivProtocol::Des => async_snmp::PrivProtocol::Des,
-        PrivProtocol::Aes128 => async_snmp::PrivProtocol::Aes128,
-        PrivProtocol::Aes192 => async_snmp::PrivProtocol::Aes192Blumenthal,
-        PrivProtocol::Aes256 => async_snmp::PrivProtocol::Aes256Blumenthal,
-        PrivProtocol::Aes192Cisco => async_snmp::PrivProtocol::Aes192Reeder,
-        PrivProtocol::Aes256Cisco => async_snmp::PrivProtocol::Aes256Reeder,
-    }
-}
+/// The same mapping as the poller's (one place knows async-snmp's names).
+pub(super) use crate::snmp::backend::{auth_protocol_of, priv_protocol_of};
