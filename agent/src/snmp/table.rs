@@ -13,6 +13,9 @@
 
 use std::collections::BTreeMap;
 
+/// Bindings asked for in one multi-column GETBULK (rows x columns), at most.
+const MAX_BINDINGS: u32 = 100;
+
 use super::error::SnmpError;
 use super::value::Value;
 use super::Session;
@@ -114,13 +117,18 @@ pub async fn walk_columns<S: Session>(
     let mut max_repetitions = session.max_repetitions().max(1);
     while !active.is_empty() {
         let request: Vec<&[u32]> = active.iter().map(|&i| cursors[i].as_slice()).collect();
-        let varbinds = match session.get_bulk(&request, max_repetitions).await {
+        // Every column asks for `repetitions` rows, and each runs past its
+        // end by as many: keep a request near MAX_BINDINGS so a short table
+        // does not make the device compute hundreds of bindings for nothing.
+        let width = u32::try_from(active.len()).unwrap_or(u32::MAX).max(1);
+        let repetitions = max_repetitions.min((MAX_BINDINGS / width).max(1));
+        let varbinds = match session.get_bulk(&request, repetitions).await {
             Ok(varbinds) => varbinds,
             // The response would not fit: ask for fewer rows at a time.
             Err(SnmpError::Status {
                 try_smaller: true, ..
-            }) if max_repetitions > 1 => {
-                max_repetitions /= 2;
+            }) if repetitions > 1 => {
+                max_repetitions = repetitions / 2;
                 continue;
             }
             Err(err) => return Err(err),
