@@ -373,7 +373,7 @@ impl Detector {
                     value: track.flaps.to_string(),
                     observed_at,
                 });
-                format!("recovered: {}", track.summary)
+                format!("cleared (was: {})", track.summary)
             }
         };
         FaultEvent {
