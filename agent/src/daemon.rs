@@ -5,7 +5,8 @@
 //! * **heartbeat** every `heartbeat_interval_secs` (from enrolment), sent
 //!   directly (not spooled), with the spool depth;
 //! * **poll**: every `snmp.interval`, all targets with bounded concurrency
-//!   ([`poll_targets`]) → [`Detector`] → fault events → spool; inventory
+//!   ([`poll_targets_each`]), each poll → [`Detector`] as it completes →
+//!   fault events → spool; the detector state saved once per round; inventory
 //!   (host facts and each device) when it changed, and LLDP topology when it
 //!   changed → spool;
 //! * **host**: a health sample every `host.interval` → detector;
@@ -41,7 +42,7 @@ use crate::config::AgentConfig;
 use crate::detect::{Detector, Observation};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
-use crate::snmp::poll::poll_targets;
+use crate::snmp::poll::poll_targets_each;
 use crate::spool::{RecordKind, Spool, SpoolOptions};
 use crate::uplink::Uplink;
 
@@ -94,6 +95,19 @@ impl Shared {
         }
         events.extend(detector.tick(Utc::now()));
         self.commit(&mut detector, events);
+    }
+
+    /// Feeds one observation to the detector and spools the events it
+    /// causes at once, but leaves saving the detector's state to the next
+    /// [`Shared::detect`] or tick (the poller calls `detect` after each
+    /// round). Events are still spooled before any save of the state that
+    /// produced them, so a crash can only repeat an event, never lose one.
+    fn observe(&self, observation: Observation) {
+        let mut detector = lock(&self.detector);
+        let events = detector.observe(observation);
+        if !events.is_empty() {
+            self.commit(&mut detector, events);
+        }
     }
 
     fn commit(&self, detector: &mut Detector, events: Vec<FaultEvent>) {
@@ -499,11 +513,6 @@ async fn poller(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         let config = shared.config();
         let started = Instant::now();
-        let outcomes = tokio::select! {
-            outcomes = poll_targets(&config.snmp.targets, config.snmp.concurrency) => outcomes,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let mut observations = Vec::with_capacity(outcomes.len());
         let names: HashSet<&str> = config
             .snmp
             .targets
@@ -516,35 +525,47 @@ async fn poller(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         reported
             .links
             .retain(|name, _| names.contains(name.as_str()));
-        for outcome in outcomes {
-            let device = outcome.target.name.clone();
-            match outcome.result {
-                Ok(poll) => {
-                    shared.metrics.polls_ok.fetch_add(1, Ordering::Relaxed);
-                    for warning in &poll.warnings {
-                        tracing::debug!(device, warning, "poll warning");
+        // Each poll goes to the detector as soon as it completes, so only the
+        // polls in flight are held in memory, not a whole round's.
+        let polled = poll_targets_each(
+            &config.snmp.targets,
+            config.snmp.concurrency,
+            |_, outcome| {
+                let device = outcome.target.name.clone();
+                let observation = match outcome.result {
+                    Ok(poll) => {
+                        shared.metrics.polls_ok.fetch_add(1, Ordering::Relaxed);
+                        for warning in &poll.warnings {
+                            tracing::debug!(device, warning, "poll warning");
+                        }
+                        reported
+                            .devices
+                            .insert(device.clone(), poll.inventory.clone());
+                        reported.links.insert(device.clone(), links(&device, &poll));
+                        Observation::Poll {
+                            device,
+                            poll: Box::new(poll),
+                        }
                     }
-                    reported
-                        .devices
-                        .insert(device.clone(), poll.inventory.clone());
-                    reported.links.insert(device.clone(), links(&device, &poll));
-                    observations.push(Observation::Poll {
-                        device,
-                        poll: Box::new(poll),
-                    });
-                }
-                Err(err) => {
-                    shared.metrics.polls_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(device, error = %err, "poll failed");
-                    observations.push(Observation::PollFailed {
-                        device,
-                        error: err.to_string(),
-                        at: Utc::now(),
-                    });
-                }
-            }
+                    Err(err) => {
+                        shared.metrics.polls_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(device, error = %err, "poll failed");
+                        Observation::PollFailed {
+                            device,
+                            error: err.to_string(),
+                            at: Utc::now(),
+                        }
+                    }
+                };
+                shared.observe(observation);
+            },
+        );
+        tokio::select! {
+            () = polled => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
-        shared.detect(observations);
+        // Timers due by now, and the detector's state saved once per round.
+        shared.detect(Vec::new());
         report_inventory(&shared, &mut reported).await;
         let wait = config.snmp.interval.saturating_sub(started.elapsed());
         if !sleep_or_stop(wait, &mut stop).await {

@@ -187,6 +187,24 @@ pub struct TargetOutcome {
 /// Opens a session to each target and polls it once, at most `concurrency`
 /// targets at a time. Outcomes come back in the order of `targets`.
 pub async fn poll_targets(targets: &[SnmpTarget], concurrency: usize) -> Vec<TargetOutcome> {
+    let mut outcomes: Vec<Option<TargetOutcome>> = targets.iter().map(|_| None).collect();
+    poll_targets_each(targets, concurrency, |position, outcome| {
+        outcomes[position] = Some(outcome)
+    })
+    .await;
+    outcomes.into_iter().flatten().collect()
+}
+
+/// Like [`poll_targets`], but hands each outcome (with the target's
+/// position in `targets`) to `on_outcome` as soon as it is complete, in
+/// completion order, so that at most about `concurrency` polls are held in
+/// memory at a time rather than all of them. Every target gets exactly one
+/// outcome.
+pub async fn poll_targets_each(
+    targets: &[SnmpTarget],
+    concurrency: usize,
+    mut on_outcome: impl FnMut(usize, TargetOutcome),
+) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for (position, target) in targets.iter().cloned().enumerate() {
@@ -208,26 +226,32 @@ pub async fn poll_targets(targets: &[SnmpTarget], concurrency: usize) -> Vec<Tar
             (position, outcome)
         });
     }
-    let mut outcomes: Vec<Option<TargetOutcome>> = targets.iter().map(|_| None).collect();
+    let mut done = vec![false; targets.len()];
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((position, outcome)) => outcomes[position] = Some(outcome),
+            Ok((position, outcome)) => {
+                if let Some(seen) = done.get_mut(position) {
+                    *seen = true;
+                }
+                on_outcome(position, outcome);
+            }
             // A poll task panicked: a bug, reported below as a failed poll.
             Err(err) => tracing::error!(error = %err, "SNMP poll task failed"),
         }
     }
-    outcomes
-        .into_iter()
-        .zip(targets)
-        .map(|(outcome, target)| {
-            outcome.unwrap_or_else(|| TargetOutcome {
-                target: target.clone(),
-                elapsed: Duration::ZERO,
-                result: Err(SnmpError::Protocol {
-                    target: target.name.clone(),
-                    reason: "internal error: the poll task failed".to_owned(),
-                }),
-            })
-        })
-        .collect()
+    for (position, target) in targets.iter().enumerate() {
+        if !done[position] {
+            on_outcome(
+                position,
+                TargetOutcome {
+                    target: target.clone(),
+                    elapsed: Duration::ZERO,
+                    result: Err(SnmpError::Protocol {
+                        target: target.name.clone(),
+                        reason: "internal error: the poll task failed".to_owned(),
+                    }),
+                },
+            );
+        }
+    }
 }

@@ -122,8 +122,14 @@ pub fn check_url(url: &str) -> Result<Url, UplinkError> {
     Ok(parsed)
 }
 
-/// An HTTP client for the server, pinned when `pin` is set.
-pub fn http_client(pin: Option<&str>) -> Result<reqwest::Client, UplinkError> {
+/// An HTTP client for the server at `base` (checked with [`check_url`]),
+/// pinned when `pin` is set.
+///
+/// The built-in WebPKI roots are loaded only when they can be used: for an
+/// `https://` server without a pin. (A plain `http://` server is loopback
+/// only; parsing about 150 root certificates for it would cost memory for
+/// nothing.)
+pub fn http_client(base: &Url, pin: Option<&str>) -> Result<reqwest::Client, UplinkError> {
     let mut builder = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(Duration::from_secs(10))
@@ -131,6 +137,8 @@ pub fn http_client(pin: Option<&str>) -> Result<reqwest::Client, UplinkError> {
         .user_agent(concat!("outpost-agent/", env!("CARGO_PKG_VERSION")));
     if let Some(pin) = pin {
         builder = builder.use_preconfigured_tls(tls::pinned_config(pin).map_err(UplinkError::Url)?);
+    } else if base.scheme() != "https" {
+        builder = builder.tls_built_in_root_certs(false);
     }
     builder
         .build()
@@ -148,7 +156,7 @@ fn endpoint(base: &Url, path: &str) -> Url {
 /// `POST /api/v1/agent/enroll`.
 pub async fn enroll(server: &str, request: &EnrollRequest) -> Result<EnrollResponse, UplinkError> {
     let base = check_url(server)?;
-    let client = http_client(None)?;
+    let client = http_client(&base, None)?;
     let body = serde_json::to_vec(request)
         .map_err(|err| UplinkError::BadResponse(format!("encoding the request: {err}")))?;
     let response = client
@@ -188,9 +196,10 @@ impl Uplink {
         agent_id: Uuid,
         key: SigningKey,
     ) -> Result<Uplink, UplinkError> {
+        let base = check_url(server)?;
         Ok(Uplink {
-            client: http_client(pin)?,
-            base: check_url(server)?,
+            client: http_client(&base, pin)?,
+            base,
             agent_id,
             key,
             offset_secs: AtomicI64::new(0),
