@@ -25,7 +25,7 @@ use crate::config::SnmpTarget;
 
 /// The tables a poll walks: a name for warnings, the entry OID and the
 /// columns wanted.
-const TABLES: [(&str, &[u32], &[u32]); 10] = [
+pub const TABLES: [(&str, &[u32], &[u32]); 10] = [
     (
         "ifTable",
         if_table::ENTRY,

@@ -107,101 +107,10 @@ enum PeerWalk {
     Column,
 }
 
-/// The tables the agent's poll walks (`snmp::poll`), with the columns it
-/// asks for. The generated devices hold exactly these columns, so a table
-/// walk by snmpbulkwalk returns the same cells as the agent's column walk.
-const WALKS: [(&str, &[u32], &[u32]); 10] = [
-    (
-        "ifTable",
-        if_table::ENTRY,
-        &[
-            if_table::DESCR,
-            if_table::TYPE,
-            if_table::ADMIN_STATUS,
-            if_table::OPER_STATUS,
-            if_table::IN_DISCARDS,
-            if_table::IN_ERRORS,
-            if_table::OUT_DISCARDS,
-            if_table::OUT_ERRORS,
-        ],
-    ),
-    (
-        "ifXTable",
-        if_x_table::ENTRY,
-        &[
-            if_x_table::NAME,
-            if_x_table::HC_IN_OCTETS,
-            if_x_table::HC_OUT_OCTETS,
-            if_x_table::HIGH_SPEED,
-            if_x_table::ALIAS,
-        ],
-    ),
-    (
-        "entPhysicalTable",
-        entity::ENTRY,
-        &[
-            entity::DESCR,
-            entity::CLASS,
-            entity::NAME,
-            entity::HARDWARE_REV,
-            entity::FIRMWARE_REV,
-            entity::SOFTWARE_REV,
-            entity::SERIAL,
-            entity::MFG_NAME,
-            entity::MODEL,
-        ],
-    ),
-    (
-        "entPhySensorTable",
-        entity_sensor::ENTRY,
-        &[
-            entity_sensor::TYPE,
-            entity_sensor::SCALE,
-            entity_sensor::PRECISION,
-            entity_sensor::VALUE,
-            entity_sensor::OPER_STATUS,
-        ],
-    ),
-    ("entStateTable", entity_state::ENTRY, &[entity_state::OPER]),
-    (
-        "hrProcessorTable",
-        hr::PROCESSOR_ENTRY,
-        &[hr::PROCESSOR_LOAD],
-    ),
-    (
-        "hrStorageTable",
-        hr::STORAGE_ENTRY,
-        &[
-            hr::STORAGE_TYPE,
-            hr::STORAGE_DESCR,
-            hr::STORAGE_ALLOCATION_UNITS,
-            hr::STORAGE_SIZE,
-            hr::STORAGE_USED,
-        ],
-    ),
-    (
-        "hrDeviceTable",
-        hr::DEVICE_ENTRY,
-        &[hr::DEVICE_DESCR, hr::DEVICE_STATUS],
-    ),
-    (
-        "lldpRemTable",
-        lldp::REM_ENTRY,
-        &[
-            lldp::REM_CHASSIS_ID_SUBTYPE,
-            lldp::REM_CHASSIS_ID,
-            lldp::REM_PORT_ID_SUBTYPE,
-            lldp::REM_PORT_ID,
-            lldp::REM_PORT_DESC,
-            lldp::REM_SYS_NAME,
-        ],
-    ),
-    (
-        "lldpLocPortTable",
-        lldp::LOC_PORT_ENTRY,
-        &[lldp::LOC_PORT_ID, lldp::LOC_PORT_DESC],
-    ),
-];
+/// The tables the agent's poll walks, with the columns it asks for. The
+/// generated devices hold exactly these columns, so a table walk by
+/// snmpbulkwalk returns the same cells as the agent's column walk.
+use outpost_agent::snmp::poll::TABLES as WALKS;
 
 /// The system group scalars the agent reads with one GET.
 const SYSTEM_GET: [&[u32]; 4] = [
