@@ -331,6 +331,9 @@ pub struct Device {
     pub sys_object_id: Option<String>,
     /// When the agent last reported on the device.
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// Set while the device's agent is lost (no heartbeats): its readings
+    /// are not current.
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 impl Device {

@@ -566,7 +566,12 @@ async fn lost_agent_opens_a_case_and_recovers() -> Result<()> {
     .await?;
     let w = World::build(&s).await?;
     let agent = FakeAgent::enrolled(&s, &w, w.org_a).await?;
-    agent.send(&s, &[agent.heartbeat()]).await?;
+    agent
+        .send(&s, &[agent.heartbeat(), agent.inventory("SNA100")])
+        .await?;
+    let device = format!("/api/v1/devices/{}", w.device_a);
+    let (_, d) = s.get(&device, &w.dispatcher).await?;
+    assert!(d["stale_since"].is_null(), "{d}");
     let mut found = None;
     for _ in 0..100 {
         let (_, page) = s.get("/api/v1/cases?channel=agent", &w.dispatcher).await?;
@@ -586,7 +591,11 @@ async fn lost_agent_opens_a_case_and_recovers() -> Result<()> {
     let number = case["number"].as_str().context("number")?.to_string();
     let (_, agents) = s.get("/api/v1/agents", &w.dispatcher).await?;
     assert_eq!(agents[0]["state"], "lost");
+    let (_, d) = s.get(&device, &w.dispatcher).await?;
+    assert!(d["stale_since"].is_string(), "its devices are stale: {d}");
     agent.send(&s, &[agent.heartbeat()]).await?;
+    let (_, d) = s.get(&device, &w.dispatcher).await?;
+    assert!(d["stale_since"].is_null(), "fresh again: {d}");
     let (_, c) = s
         .get(&format!("/api/v1/cases/{number}"), &w.dispatcher)
         .await?;

@@ -246,21 +246,28 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            if lost.flatten().is_some() {
+                sqlx::query("UPDATE devices SET stale_since = NULL WHERE agent_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(lost.flatten().is_some())
         })
     }
 
-    /// Mark an agent lost if it has not been seen since `cutoff`; true if
-    /// this call marked it.
+    /// Mark an agent lost if it has not been seen since `cutoff`, and its
+    /// devices stale, in one transaction; true if this call marked it.
     pub async fn mark_agent_lost(
         &self,
         id: i64,
         cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        Ok(write!(self, |p, _d| {
-            sqlx::query(
+        write!(self, |p, _d| {
+            let mut tx = p.begin().await?;
+            let marked = sqlx::query(
                 "UPDATE agents SET lost_at = $1
                  WHERE id = $2 AND lost_at IS NULL AND revoked_at IS NULL
                    AND (last_seen_at IS NULL OR last_seen_at <= $3)",
@@ -268,11 +275,23 @@ impl Store {
             .bind(to_micros(now))
             .bind(id)
             .bind(to_micros(cutoff))
-            .execute(p)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
-                == 1
-        }))
+                == 1;
+            if marked {
+                // Its devices' readings are no longer current.
+                sqlx::query(
+                    "UPDATE devices SET stale_since = $1 WHERE agent_id = $2 AND stale_since IS NULL",
+                )
+                .bind(to_micros(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(marked)
+        })
     }
 
     /// Whether a message with this idempotency key was applied.
@@ -363,7 +382,7 @@ impl Store {
                         "UPDATE devices SET agent_id = $1, agent_target = $2, model = $3,
                             firmware_version = COALESCE($4, firmware_version),
                             software_version = COALESCE($5, software_version),
-                            sys_object_id = $6, last_seen_at = $7
+                            sys_object_id = $6, last_seen_at = $7, stale_since = NULL
                          WHERE id = $8 RETURNING {DEVICE_COLS}"
                     ))
                     .bind(agent_id)

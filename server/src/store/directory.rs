@@ -145,6 +145,7 @@ pub(crate) struct DeviceRow {
     software_version: Option<String>,
     sys_object_id: Option<String>,
     last_seen_at: Option<i64>,
+    stale_since: Option<i64>,
 }
 
 impl DeviceRow {
@@ -170,6 +171,7 @@ impl DeviceRow {
             software_version: self.software_version,
             sys_object_id: self.sys_object_id,
             last_seen_at: self.last_seen_at.map(from_micros),
+            stale_since: self.stale_since.map(from_micros),
         })
     }
 }
@@ -203,7 +205,7 @@ macro_rules! link_devices {
 const ORG_COLS: &str = "id, customer_code, name, phone, email, address, notes, created_at";
 const SITE_COLS: &str = "id, organization_id, name, address, timezone, created_at";
 const CONTRACT_COLS: &str = "id, organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, created_at";
-pub(crate) const DEVICE_COLS: &str = "id, organization_id, site_id, name, device_type, vendor, model, serial, firmware_version, warranty_end, created_at, agent_id, agent_target, software_version, sys_object_id, last_seen_at";
+pub(crate) const DEVICE_COLS: &str = "id, organization_id, site_id, name, device_type, vendor, model, serial, firmware_version, warranty_end, created_at, agent_id, agent_target, software_version, sys_object_id, last_seen_at, stale_since";
 
 fn date_text(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
