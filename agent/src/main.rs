@@ -105,13 +105,23 @@ fn main() -> ExitCode {
     if !filter.contains("async_snmp") {
         filter.push_str(",async_snmp=off");
     }
-    let env_filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{default},async_snmp=off"))
+    // `Targets` (level, or target=level, comma-separated) rather than
+    // EnvFilter: it needs no regex engine, which keeps the agent's code, and
+    // so its resident memory, smaller.
+    let targets: tracing_subscriber::filter::Targets = filter.parse().unwrap_or_else(|_| {
+        format!("{default},async_snmp=off")
+            .parse()
+            .unwrap_or_default()
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(env_filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr),
+        )
+        .with(targets)
         .init();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
