@@ -126,32 +126,36 @@ impl Notifier {
             if *stop.borrow() {
                 break;
             }
-            let mut busy = false;
-            match self.expand_some().await {
-                Ok(n) => busy |= n > 0,
-                Err(e) => tracing::warn!(error = %e, "cannot expand the notification outbox"),
-            }
-            match self.deliver_some().await {
-                Ok(n) => busy |= n > 0,
-                Err(e) => tracing::warn!(error = %e, "cannot send notifications"),
-            }
-            if busy {
-                continue;
-            }
+            // Look first (two index reads); claim (a write) only when
+            // something is due, so an idle notifier writes nothing.
             let wait = match self.cases.store.next_notify_at().await {
-                Ok(Some(t)) => (t - self.now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(IDLE),
-                _ => IDLE,
+                Ok(Some(t)) => (t - self.now()).to_std().unwrap_or(Duration::ZERO),
+                Ok(None) => IDLE,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the notification outbox");
+                    IDLE
+                }
             };
             if wait.is_zero() {
-                // Due now but claimed elsewhere, or a lease about to end.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut busy = false;
+                match self.expand_some().await {
+                    Ok(n) => busy |= n > 0,
+                    Err(e) => tracing::warn!(error = %e, "cannot expand the notification outbox"),
+                }
+                match self.deliver_some().await {
+                    Ok(n) => busy |= n > 0,
+                    Err(e) => tracing::warn!(error = %e, "cannot send notifications"),
+                }
+                if !busy {
+                    // Due, but claimed by another replica at this moment.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 continue;
             }
+            // Until the next is due, a local commit queues one, or a second
+            // passes (other replicas' work).
             tokio::select! {
-                _ = self.cases.store.outbox_wait(wait) => {}
+                _ = self.cases.store.outbox_wait(wait.min(IDLE)) => {}
                 _ = stop.changed() => {}
             }
         }
