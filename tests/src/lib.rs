@@ -629,3 +629,103 @@ impl Drop for Snmpd {
         let _ = self.child.wait();
     }
 }
+
+/// `outpost-agent run --config FILE`, logging to a file; killed (-9) when
+/// dropped, and can be killed and started again to test crash recovery.
+pub struct AgentProcess {
+    child: Option<Child>,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    pub fn start(config: &Path, log: &Path) -> Result<AgentProcess> {
+        let mut a = AgentProcess {
+            child: None,
+            config: config.to_path_buf(),
+            log: log.to_path_buf(),
+        };
+        a.spawn()?;
+        Ok(a)
+    }
+
+    /// Start it (again), appending to the same log.
+    pub fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        self.child = Some(
+            Command::new(bin("outpost-agent"))
+                .args(["run", "--config"])
+                .arg(&self.config)
+                .env("OUTPOST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("cannot start outpost-agent (cargo test --workspace builds it)")?,
+        );
+        Ok(())
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Enrol an agent for `organization_id` with a fresh one-time token, created
+/// with `token` (a dispatcher's or admin's): `outpost-agent enroll --config`.
+pub async fn enroll_agent(
+    s: &Server,
+    token: &str,
+    organization_id: i64,
+    config: &Path,
+) -> Result<String> {
+    let t = s
+        .post_ok(
+            "/api/v1/enrollment-tokens",
+            token,
+            serde_json::json!({ "organization_id": organization_id }),
+        )
+        .await?;
+    let one_time = t["token"].as_str().context("token")?.to_string();
+    let out = Command::new(bin("outpost-agent"))
+        .args([
+            "enroll", "--server", &s.base, "--token", &one_time, "--config",
+        ])
+        .arg(config)
+        .output()?;
+    if !out.status.success() {
+        bail!("enroll: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(one_time)
+}
+
+/// Poll `f` every 200 ms until it holds, for at most `secs` seconds.
+pub async fn wait_until<F>(what: &str, secs: u64, mut f: F) -> Result<()>
+where
+    F: AsyncFnMut() -> Result<bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("timed out after {secs} s waiting for {what}")
+}

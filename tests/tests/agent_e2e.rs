@@ -10,65 +10,11 @@
 //! - kill -9 of the agent with faults in its spool: nothing is lost.
 
 use anyhow::{Context, Result};
-use outpost_tests::{bin, free_udp_port, Backend, Server, Snmpd, World};
-use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Agent {
-    child: Option<Child>,
-    config: PathBuf,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(config: &Path, log: &Path) -> Result<Agent> {
-        let mut a = Agent {
-            child: None,
-            config: config.to_path_buf(),
-            log: log.to_path_buf(),
-        };
-        a.spawn()?;
-        Ok(a)
-    }
-
-    fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
-        self.child = Some(
-            Command::new(bin("outpost-agent"))
-                .args(["run", "--config"])
-                .arg(&self.config)
-                .env("OUTPOST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("cannot start outpost-agent (cargo test --workspace builds it)")?,
-        );
-        Ok(())
-    }
-
-    /// kill -9.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use outpost_tests::{
+    bin, enroll_agent, free_udp_port, wait_until, AgentProcess, Backend, Server, Snmpd, World,
+};
+use std::process::Command;
+use std::time::Duration;
 
 fn snmptrap(port: u16, community: &str, trap_oid: &str, if_index: u32) -> Result<()> {
     let ok = Command::new("snmptrap")
@@ -126,20 +72,6 @@ fn with_key<'a>(
         .iter()
         .filter(|(_, f)| f.first().is_some_and(|(_, k)| k == key))
         .collect()
-}
-
-async fn wait_until<F>(what: &str, secs: u64, mut f: F) -> Result<()>
-where
-    F: AsyncFnMut() -> Result<bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("timed out after {secs} s waiting for {what}")
 }
 
 #[tokio::test]
@@ -202,30 +134,15 @@ communities = ["public"]
     write_config(&s.base)?;
 
     // Enrol with a one-time token, then run.
-    let t = s
-        .post_ok(
-            "/api/v1/enrollment-tokens",
-            &w.dispatcher,
-            json!({ "organization_id": w.org_a }),
-        )
-        .await?;
-    let token = t["token"].as_str().context("token")?;
-    let out = Command::new(bin("outpost-agent"))
-        .args(["enroll", "--server", &s.base, "--token", token, "--config"])
-        .arg(&config)
-        .output()?;
-    assert!(
-        out.status.success(),
-        "enroll: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let token = enroll_agent(&s, &w.dispatcher, w.org_a, &config).await?;
+    let token = token.as_str();
     let again = Command::new(bin("outpost-agent"))
         .args(["enroll", "--server", &s.base, "--token", token, "--config"])
         .arg(&config)
         .arg("--force")
         .output()?;
     assert!(!again.status.success(), "a used token is refused");
-    let mut agent = Agent::start(&config, &dir.path().join("agent.log"))?;
+    let mut agent = AgentProcess::start(&config, &dir.path().join("agent.log"))?;
 
     // Online, and the unreachable device opens exactly one case.
     let dead_key = "dead/device_unreachable/";

@@ -13,12 +13,10 @@
 mod snmpsim;
 
 use anyhow::{Context, Result};
-use outpost_tests::{bin, Backend, Server, World};
+use outpost_tests::{enroll_agent, wait_until, AgentProcess, Backend, Server, World};
 use serde_json::{json, Value};
 use snmpsim::Snmpsim;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The fixture, its v2c community and the agent's target name.
 const DEVICE: &str = "core-sw";
@@ -27,40 +25,6 @@ const SERIAL: &str = "FOC1234X0AB";
 /// `ifOperStatus.1`: Gi1/0/1, the uplink to dist-sw1.
 const GI1_OPER_STATUS: &str = "1.3.6.1.2.1.2.2.1.8.1";
 const LINK_KEY: &str = "core-sw/link_down/Gi1/0/1";
-
-/// `outpost-agent run`, killed (by its PID) when dropped.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(config: &Path, log: &Path) -> Result<Agent> {
-        let child = Command::new(bin("outpost-agent"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("OUTPOST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()
-            .context("cannot start outpost-agent (cargo build --workspace --bins builds it)")?;
-        Ok(Agent {
-            child,
-            log: log.to_path_buf(),
-        })
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A case the agent opened and its fault entries, in order.
 struct AgentCase {
@@ -116,20 +80,6 @@ async fn agent_cases(s: &Server, token: &str) -> Result<Vec<AgentCase>> {
         });
     }
     Ok(out)
-}
-
-async fn wait_until<F>(what: &str, secs: u64, mut f: F) -> Result<()>
-where
-    F: AsyncFnMut() -> Result<bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("timed out after {secs} s waiting for {what}")
 }
 
 /// The evidence entry `name` of a fault entry, as its value.
@@ -217,24 +167,8 @@ flap_window = "2s"
             address = sim.address(),
         ),
     )?;
-    let token = s
-        .post_ok(
-            "/api/v1/enrollment-tokens",
-            &w.dispatcher,
-            json!({ "organization_id": w.org_a }),
-        )
-        .await?;
-    let token = token["token"].as_str().context("token")?;
-    let out = Command::new(bin("outpost-agent"))
-        .args(["enroll", "--server", &s.base, "--token", token, "--config"])
-        .arg(&config)
-        .output()?;
-    assert!(
-        out.status.success(),
-        "enroll: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let agent = Agent::start(&config, &dir.path().join("agent.log"))?;
+    enroll_agent(&s, &w.dispatcher, w.org_a, &config).await?;
+    let agent = AgentProcess::start(&config, &dir.path().join("agent.log"))?;
     let context = || {
         format!(
             "agent log:\n{}\nsnmpsim log:\n{}",
