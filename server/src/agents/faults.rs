@@ -74,11 +74,8 @@ fn entry(agent: &AgentRow, ev: &FaultEvent, change: FaultChange) -> ActivityBody
 }
 
 /// Whether the case's history already holds this event.
-async fn recorded(a: &Agents, number: &str, key: &str) -> Result<bool> {
-    let Some(row) = a.cases.store.case_by_number(number).await? else {
-        return Ok(false);
-    };
-    Ok(a.cases.store.entries(row.id).await?.iter().any(|e| {
+async fn recorded(a: &Agents, case_id: i64, key: &str) -> Result<bool> {
+    Ok(a.cases.store.entries(case_id).await?.iter().any(|e| {
         e.kind == "fault"
             && matches!(
                 serde_json::from_str::<ActivityBody>(&e.body),
@@ -87,11 +84,7 @@ async fn recorded(a: &Agents, number: &str, key: &str) -> Result<bool> {
     }))
 }
 
-async fn done(a: &Agents, agent: &AgentRow, key: &str, number: Option<&str>) -> Result<()> {
-    let case_id = match number {
-        Some(n) => a.cases.store.case_by_number(n).await?.map(|c| c.id),
-        None => None,
-    };
+async fn done(a: &Agents, agent: &AgentRow, key: &str, case_id: Option<i64>) -> Result<()> {
     a.cases
         .store
         .record_agent_event(key, agent.id, case_id, a.now())
@@ -116,9 +109,9 @@ pub async fn apply(a: &Agents, agent: &AgentRow, ev: &FaultEvent) -> Result<Outc
     for _ in 0..2 {
         let open = store.open_fault_case(agent.id, &fault_key).await?;
         match (ev.transition, open) {
-            (t, Some(number)) => {
-                if recorded(a, &number, &key).await? {
-                    done(a, agent, &key, Some(&number)).await?;
+            (t, Some((case_id, number))) => {
+                if recorded(a, case_id, &key).await? {
+                    done(a, agent, &key, Some(case_id)).await?;
                     return Ok(Outcome {
                         status: OutcomeStatus::Duplicate,
                         detail: Some(number),
@@ -151,7 +144,7 @@ pub async fn apply(a: &Agents, agent: &AgentRow, ev: &FaultEvent) -> Result<Outc
                         )
                         .await?;
                 }
-                done(a, agent, &key, Some(&number)).await?;
+                done(a, agent, &key, Some(case_id)).await?;
                 return Ok(Outcome {
                     status: OutcomeStatus::Accepted,
                     detail: Some(number),
@@ -166,8 +159,8 @@ pub async fn apply(a: &Agents, agent: &AgentRow, ev: &FaultEvent) -> Result<Outc
                 });
             }
             (FaultTransition::Raised, None) => match open_case(a, agent, ev).await {
-                Ok(number) => {
-                    done(a, agent, &key, Some(&number)).await?;
+                Ok((case_id, number)) => {
+                    done(a, agent, &key, Some(case_id)).await?;
                     return Ok(Outcome {
                         status: OutcomeStatus::Accepted,
                         detail: Some(number),
@@ -183,7 +176,8 @@ pub async fn apply(a: &Agents, agent: &AgentRow, ev: &FaultEvent) -> Result<Outc
     )))
 }
 
-async fn open_case(a: &Agents, agent: &AgentRow, ev: &FaultEvent) -> Result<String> {
+/// Open the case for a new fault: (id, number).
+async fn open_case(a: &Agents, agent: &AgentRow, ev: &FaultEvent) -> Result<(i64, String)> {
     let store = &a.cases.store;
     let now = a.now();
     let device = store
@@ -250,7 +244,7 @@ async fn open_case(a: &Agents, agent: &AgentRow, ev: &FaultEvent) -> Result<Stri
         channel: Channel::Agent,
         case_type: ct,
     };
-    let (_, number) = a
+    let (id, number) = a
         .cases
         .open_system(
             &author(agent),
@@ -262,7 +256,7 @@ async fn open_case(a: &Agents, agent: &AgentRow, ev: &FaultEvent) -> Result<Stri
         )
         .await?;
     tracing::info!(case = %number, fault = %ev.fault_key, agent = %agent.hostname, "agent fault opened a case");
-    Ok(number)
+    Ok((id, number))
 }
 
 fn lost_event(agent: &AgentRow, t: FaultTransition, at: DateTime<Utc>) -> Result<FaultEvent> {

@@ -328,10 +328,15 @@ impl Store {
     }
 
     /// The open case (not resolved or closed) tracking a fault, if any.
-    pub async fn open_fault_case(&self, agent_id: i64, fault_key: &str) -> Result<Option<String>> {
+    /// (id, number).
+    pub async fn open_fault_case(
+        &self,
+        agent_id: i64,
+        fault_key: &str,
+    ) -> Result<Option<(i64, String)>> {
         Ok(read!(self, |p, _d| {
-            sqlx::query_scalar(
-                "SELECT number FROM cases WHERE agent_id = $1 AND fault_key = $2
+            sqlx::query_as(
+                "SELECT id, number FROM cases WHERE agent_id = $1 AND fault_key = $2
                    AND status NOT IN ('resolved', 'closed')",
             )
             .bind(agent_id)
