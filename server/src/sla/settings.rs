@@ -167,6 +167,20 @@ impl SlaSettings {
         self.reload().await
     }
 
+    /// The config file's policies and calendars are changed there, not here.
+    fn editable(&self, kind: &str, name: &str) -> Result<()> {
+        let in_config = match kind {
+            "policy" => self.base.policies.iter().any(|p| p.name == name),
+            _ => self.base.calendars.iter().any(|c| c.name == name),
+        };
+        if in_config {
+            return Err(Error::conflict(format!(
+                "{kind} {name:?} is defined in the config file; change it there"
+            )));
+        }
+        Ok(())
+    }
+
     fn require_admin(who: &Principal) -> Result<()> {
         if who.role == Role::Admin {
             Ok(())
@@ -239,11 +253,7 @@ impl SlaSettings {
     ) -> Result<PolicyView> {
         Self::require_admin(who)?;
         let name = crate::validate::ident("name", name, 64)?;
-        if self.base.policies.iter().any(|p| p.name == name) {
-            return Err(Error::conflict(format!(
-                "policy {name:?} is defined in the config file; change it there"
-            )));
-        }
+        self.editable("policy", &name)?;
         if let Some(obj) = body.as_object_mut() {
             match obj.get("name").and_then(|v| v.as_str()) {
                 Some(n) if n != name => {
@@ -283,11 +293,7 @@ impl SlaSettings {
         now: DateTime<Utc>,
     ) -> Result<()> {
         Self::require_admin(who)?;
-        if self.base.policies.iter().any(|p| p.name == name) {
-            return Err(Error::conflict(format!(
-                "policy {name:?} is defined in the config file; change it there"
-            )));
-        }
+        self.editable("policy", name)?;
         let store = self.store()?;
         let users = store.contracts_naming("sla_policy", name).await?;
         if !users.is_empty() {
@@ -312,11 +318,7 @@ impl SlaSettings {
     ) -> Result<CalendarView> {
         Self::require_admin(who)?;
         let name = crate::validate::ident("name", name, 64)?;
-        if self.base.calendars.iter().any(|c| c.name == name) {
-            return Err(Error::conflict(format!(
-                "calendar {name:?} is defined in the config file; change it there"
-            )));
-        }
+        self.editable("calendar", &name)?;
         if !spec.name.is_empty() && spec.name != name {
             return Err(Error::invalid("name", "differs from the name in the path"));
         }
@@ -386,11 +388,7 @@ impl SlaSettings {
         now: DateTime<Utc>,
     ) -> Result<()> {
         Self::require_admin(who)?;
-        if self.base.calendars.iter().any(|c| c.name == name) {
-            return Err(Error::conflict(format!(
-                "calendar {name:?} is defined in the config file; change it there"
-            )));
-        }
+        self.editable("calendar", name)?;
         let store = self.store()?;
         let users = store.contracts_naming("calendar", name).await?;
         if !users.is_empty() {
