@@ -551,83 +551,11 @@ impl World {
     }
 }
 
-/// A private net-snmp `snmpd` on a loopback high port (v2c community
-/// `public`), with its own config in a temporary directory. Stopped when
-/// dropped. `None` (with a message) when snmpd is not installed.
-pub struct Snmpd {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-impl Snmpd {
-    pub fn start() -> Result<Option<Snmpd>> {
-        let exe = Path::new("/usr/sbin/snmpd");
-        if !exe.exists() {
-            eprintln!("SKIPPED: /usr/sbin/snmpd is not installed (apt-get install snmpd snmp)");
-            return Ok(None);
-        }
-        let dir = tempfile::tempdir()?;
-        let port = free_udp_port()?;
-        let conf = dir.path().join("snmpd.conf");
-        std::fs::write(
-            &conf,
-            format!("agentAddress udp:127.0.0.1:{port}\nview all included .1\nrocommunity public 127.0.0.1 -V all\n"),
-        )?;
-        let persist = dir.path().join("persist");
-        std::fs::create_dir_all(&persist)?;
-        let child = Command::new(exe)
-            .args(["-f", "-C", "-c"])
-            .arg(&conf)
-            .arg("-Lf")
-            .arg(dir.path().join("snmpd.log"))
-            .arg("-p")
-            .arg(dir.path().join("snmpd.pid"))
-            .env("MIBS", "")
-            .env("SNMP_PERSISTENT_DIR", &persist)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let snmpd = Snmpd {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ok = Command::new("snmpget")
-                .args(["-v2c", "-c", "public", "-r0", "-t1", "-On"])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("1.3.6.1.2.1.1.5.0")
-                .env("MIBS", "")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(Some(snmpd));
-            }
-            if Instant::now() > deadline {
-                bail!("snmpd did not answer within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Snmpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `outpost-agent run --config FILE`, logging to a file; killed (-9) when

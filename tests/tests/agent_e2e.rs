@@ -9,9 +9,12 @@
 //! - the server down while faults happen, then up: every fault arrives once;
 //! - kill -9 of the agent with faults in its spool: nothing is lost.
 
+#[path = "../../agent/tests/common/mod.rs"]
+mod common;
+
 use anyhow::{Context, Result};
 use outpost_tests::{
-    bin, enroll_agent, free_udp_port, wait_until, AgentProcess, Backend, Server, Snmpd, World,
+    bin, enroll_agent, free_udp_port, wait_until, AgentProcess, Backend, Server, World,
 };
 use std::process::Command;
 use std::time::Duration;
@@ -76,7 +79,7 @@ fn with_key<'a>(
 
 #[tokio::test]
 async fn agent_files_cases_from_polls_and_traps() -> Result<()> {
-    let Some(snmpd) = Snmpd::start()? else {
+    let Some(snmpd) = common::Snmpd::start() else {
         return Ok(());
     };
     let mut s = Server::start(Backend::Sqlite).await?;

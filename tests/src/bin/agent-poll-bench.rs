@@ -49,6 +49,7 @@ use outpost_agent::snmp::oids::{
 };
 use outpost_agent::snmp::poll::{poll_device, poll_targets};
 use outpost_agent::snmp::{AsyncSnmpSession, Session, SnmpError, VarBind};
+use outpost_tests::free_udp_port;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -242,13 +243,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A free UDP port on loopback (the kernel picks; the socket is closed
-/// before the server binds it).
-fn free_udp_port() -> Result<u16> {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP socket")?;
-    Ok(socket.local_addr().context("local address")?.port())
 }
 
 /// Waits until `server` answers an SNMP GET with `community`.
