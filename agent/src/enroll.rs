@@ -13,9 +13,26 @@ use crate::uplink::{self, tls};
 
 /// Enrols with `server` using `token` and stores the identity in `dir`.
 /// Refuses to replace an existing identity unless `force`.
-pub async fn enroll(server: &str, token: &str, dir: &Path, force: bool) -> Result<Identity> {
+///
+/// `tls_pin` (from the operator, who got it with the token) makes the agent
+/// trust exactly that server key, as for a self-signed certificate; without
+/// it the server's certificate must validate against the system's roots.
+/// Either way the agent keeps the pin the server announces and trusts only
+/// that key from then on; a server announcing a pin other than the key it
+/// presented is refused (something in between is terminating TLS).
+pub async fn enroll(
+    server: &str,
+    token: &str,
+    tls_pin: Option<&str>,
+    dir: &Path,
+    force: bool,
+) -> Result<Identity> {
     let server = server.trim_end_matches('/');
     uplink::check_url(server)?;
+    let given_pin = match tls_pin {
+        Some(pin) => Some(tls::parse_pin(pin).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     if token.trim().is_empty() {
         bail!("the enrolment token is empty");
     }
@@ -40,13 +57,34 @@ pub async fn enroll(server: &str, token: &str, dir: &Path, force: bool) -> Resul
         os: std::env::consts::OS.to_owned(),
         arch: std::env::consts::ARCH.to_owned(),
     };
-    let response = uplink::enroll(server, &request)
+    let enrolled = uplink::enroll(server, &request, given_pin.as_deref())
         .await
+        .map_err(|err| match (&err, &given_pin) {
+            (uplink::UplinkError::Unreachable(text), None) if text.contains("certificate") => {
+                anyhow::anyhow!("{err}; if the server's certificate is self-signed, pass --tls-pin with the pin shown when the token was made")
+            }
+            _ => anyhow::Error::new(err),
+        })
         .context("enrolment failed")?;
-    let pin = match response.server_tls_pin_sha256.as_deref() {
-        Some(pin) => Some(tls::parse_pin(pin).map_err(anyhow::Error::msg)?),
+    let response = enrolled.response;
+    let announced = match response.server_tls_pin_sha256.as_deref() {
+        Some(pin) => {
+            Some(tls::parse_pin(pin).map_err(|e| anyhow::anyhow!("the server's answer: {e}"))?)
+        }
         None => None,
     };
+    if let (Some(announced), Some(seen)) = (&announced, &enrolled.seen_pin) {
+        if announced != seen {
+            bail!(
+                "the server announces TLS pin {announced} but presented a key with pin {seen}; \
+                 is something between this host and the server terminating TLS? \
+                 (the server's agents.server_tls_pin must name the key agents connect to)"
+            );
+        }
+    }
+    // The announced pin, else the one the operator gave (then checked by
+    // the connection itself).
+    let pin = announced.or(given_pin);
     let identity = Identity {
         agent_id: response.agent_id,
         server_url: server.to_owned(),

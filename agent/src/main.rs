@@ -9,7 +9,7 @@
 //! * `outpost-agent check --config FILE`: validate the configuration, poll
 //!   each SNMP target once and print a table; fails if any target fails.
 //! * `outpost-agent enroll --server URL --token TOKEN [--identity-dir DIR]
-//!   [--config FILE] [--force]`: generate a key pair, enrol with the server
+//!   [--tls-pin HEX] [--config FILE] [--force]`: generate a key pair, enrol with the server
 //!   and store the identity.
 //! * `outpost-agent run --config FILE`: run the daemon.
 //!
@@ -70,6 +70,11 @@ enum Command {
             hide_env_values = true
         )]
         token: Option<String>,
+        /// Trust exactly the server key with this pin (hex SHA-256 of its
+        /// SubjectPublicKeyInfo, shown with the token): for a server with a
+        /// self-signed certificate.
+        #[arg(long, value_name = "HEX")]
+        tls_pin: Option<String>,
         /// Where to store the identity (default: `server.identity_dir` of
         /// --config, else /var/lib/outpost-agent).
         #[arg(long, value_name = "DIR")]
@@ -149,6 +154,7 @@ fn run(command: Command) -> Result<()> {
         Command::Enroll {
             server,
             token,
+            tls_pin,
             identity_dir,
             config,
             force,
@@ -173,7 +179,13 @@ fn run(command: Command) -> Result<()> {
                     .to_owned(),
                 (None, None) => bail!("give --token, or --config with server.token_file"),
             };
-            let identity = runtime()?.block_on(enroll::enroll(&server, &token, &dir, force))?;
+            let identity = runtime()?.block_on(enroll::enroll(
+                &server,
+                &token,
+                tls_pin.as_deref(),
+                &dir,
+                force,
+            ))?;
             let mut stdout = std::io::stdout().lock();
             writeln!(
                 stdout,

@@ -48,10 +48,43 @@ pub struct EnrollResponse {
     pub heartbeat_interval_secs: u32,
 }
 
+/// Normalises a TLS key pin as given by a person: 64 hex digits,
+/// case-insensitive, `:` separators allowed (as `openssl` prints them).
+/// Returns the lowercase form [`EnrollResponse::server_tls_pin_sha256`] uses.
+pub fn parse_tls_pin(pin: &str) -> Result<String, String> {
+    let clean: String = pin
+        .trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if clean.len() != 64 || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "TLS pin {pin:?} is not a hex SHA-256 (64 hex digits)"
+        ));
+    }
+    Ok(clean)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::samples;
+
+    #[test]
+    fn pins_are_normalised_and_checked() {
+        let pin = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
+        assert_eq!(parse_tls_pin(pin), Ok(pin.to_ascii_lowercase()));
+        let colons = pin
+            .as_bytes()
+            .chunks(2)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(":");
+        assert_eq!(parse_tls_pin(&colons), Ok(pin.to_ascii_lowercase()));
+        assert!(parse_tls_pin("abc").is_err());
+        assert!(parse_tls_pin(&"zz".repeat(32)).is_err());
+    }
 
     #[test]
     fn enroll_request_round_trip() {

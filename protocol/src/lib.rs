@@ -42,7 +42,7 @@ mod samples;
 
 use std::fmt;
 
-pub use enroll::{EnrollRequest, EnrollResponse};
+pub use enroll::{parse_tls_pin, EnrollRequest, EnrollResponse};
 pub use fault::{
     Evidence, FaultEvent, FaultKey, FaultKeyError, FaultRule, FaultTransition, Severity,
 };

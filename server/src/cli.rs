@@ -257,12 +257,15 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    let scheme = config.scheme();
     tracing::info!(
         listen = %addr,
+        scheme = %scheme,
+        tls_pin = %config.agents.tls_pin.as_deref().unwrap_or("none"),
         database = %config.database.describe(),
         data_dir = %config.data_dir.display(),
         config = %config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none (defaults)".into()),
-        "outpost-server ready: API at http://{addr}/api/v1, OpenAPI at http://{addr}/api/v1/openapi.json"
+        "outpost-server ready: API at {scheme}://{addr}/api/v1, OpenAPI at {scheme}://{addr}/api/v1/openapi.json"
     );
     // The SLA engine schedules every open case's deadlines and records them
     // as they come due; it stops with the server.
@@ -293,23 +296,36 @@ pub async fn serve(
     .await
     .context("cannot start the SLA engine")?;
     let cases = cases.with_change_feed(feed);
-    let agents = crate::agents::Agents::new(cases.clone(), config.agents.clone());
+    let mut agent_settings = config.agents.clone();
+    agent_settings.public_url = Some(
+        config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{addr}")),
+    );
+    let agents = crate::agents::Agents::new(cases.clone(), agent_settings);
     let _ = agents_cell.set(agents.clone());
     // The notifier sends what the outbox queues (e-mail, SMS, webhooks).
     let mut notify = config.notify.clone();
     // Links in messages (survey) need an address people can reach.
     notify
         .public_url
-        .get_or_insert_with(|| format!("http://{addr}"));
+        .get_or_insert_with(|| format!("{scheme}://{addr}"));
     let notifier = crate::notify::Notifier::new(cases.clone(), notify, registry.current().timezone)
         .map_err(anyhow::Error::msg)?;
     notifier.start(stop.subscribe());
     let state = crate::http::AppState::with_cases(cases, registry).with_agents(agents);
     let app = crate::http::router(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed");
+    let served = match &config.tls {
+        Some(tls) => axum::serve(crate::tls::TlsListener::new(listener, tls)?, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTPS server failed"),
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTP server failed"),
+    };
     let _ = stop.send(true);
     served?;
     store.close().await;

@@ -50,6 +50,11 @@ pub struct ServerSection {
     pub data_dir: Option<PathBuf>,
     /// Public base URL, used in links the server prints.
     pub public_url: Option<String>,
+    /// PEM certificate chain (leaf first): with `tls_key`, the server speaks
+    /// HTTPS itself.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +100,8 @@ pub struct Config {
     pub database: Database,
     pub max_connections: u32,
     pub public_url: Option<String>,
+    /// The server's own TLS certificate and key, if it terminates TLS.
+    pub tls: Option<crate::tls::Tls>,
     /// The file the configuration was read from, if any.
     pub source: Option<PathBuf>,
     /// SLA policies and calendars, validated.
@@ -163,8 +170,21 @@ impl Config {
             .notify
             .build(file.server.public_url.clone())
             .map_err(anyhow::Error::msg)?;
-        let agents = file.agents.build().map_err(anyhow::Error::msg)?;
+        let mut agents = file.agents.build().map_err(anyhow::Error::msg)?;
+        let tls = match (&file.server.tls_cert, &file.server.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
+            (Some(_), None) => bail!("server.tls_cert is set but server.tls_key is not"),
+            (None, Some(_)) => bail!("server.tls_key is set but server.tls_cert is not"),
+        };
+        if let Some(tls) = &tls {
+            if agents.tls_pin.is_some() {
+                bail!("agents.server_tls_pin: leave it unset when server.tls_cert is set (the pin is taken from the key)");
+            }
+            agents.tls_pin = Some(tls.pin.clone());
+        }
         Ok(Config {
+            tls,
             sla,
             sla_section: file.sla.clone(),
             notify,
@@ -182,7 +202,16 @@ impl Config {
     pub fn base_url(&self) -> String {
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{}://{}", self.scheme(), self.listen))
+    }
+
+    /// `https` when the server terminates TLS itself, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -260,6 +289,42 @@ mod tests {
         assert_eq!(
             c.map(|c| c.server.listen),
             Ok(Some(DEFAULT_LISTEN.to_string()))
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_a_pin_only_without_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let load = |text: &str| {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, text).expect("write");
+            Config::load(&Overrides {
+                config: Some(path),
+                ..Overrides::default()
+            })
+            .map(|c| c.agents.tls_pin)
+            .map_err(|e| format!("{e:#}"))
+        };
+        let err = load("[server]\ntls_cert = \"/nonexistent.pem\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("server.tls_key is not"), "{err}");
+        let err =
+            load("[server]\ntls_cert = \"/nonexistent.pem\"\ntls_key = \"/nonexistent.key\"\n")
+                .err()
+                .unwrap_or_default();
+        assert!(
+            err.contains("server.tls_cert: cannot read /nonexistent.pem"),
+            "{err}"
+        );
+        let err = load("[agents]\nserver_tls_pin = \"abc\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("agents.server_tls_pin"), "{err}");
+        let pin = "AB".repeat(32);
+        assert_eq!(
+            load(&format!("[agents]\nserver_tls_pin = \"{pin}\"\n")),
+            Ok(Some("ab".repeat(32)))
         );
     }
 

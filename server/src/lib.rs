@@ -14,4 +14,5 @@ pub mod http;
 pub mod notify;
 pub mod sla;
 pub mod store;
+pub mod tls;
 pub mod validate;

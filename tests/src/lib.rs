@@ -135,8 +135,11 @@ impl Server {
             base: String::new(),
             admin_token: String::new(),
             backend,
+            // Tests may run the server with a self-signed certificate; the
+            // agent's own pinning is what they check, not this client's.
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
+                .danger_accept_invalid_certs(true)
                 .build()?,
             child: Command::new("true").spawn()?,
             dir,
@@ -433,7 +436,12 @@ fn wait_for_listen(log: &Path, child: &mut Child) -> Result<String> {
                 .chars()
                 .take_while(|c| !c.is_whitespace())
                 .collect();
-            return Ok(format!("http://{addr}"));
+            let scheme = if text.contains("scheme=\"https\"") || text.contains("scheme=https") {
+                "https"
+            } else {
+                "http"
+            };
+            return Ok(format!("{scheme}://{addr}"));
         }
         if let Some(status) = child.try_wait()? {
             bail!("outpost-server exited ({status}) before listening:\n{text}");

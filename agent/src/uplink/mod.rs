@@ -130,6 +130,12 @@ pub fn check_url(url: &str) -> Result<Url, UplinkError> {
 /// only; parsing about 150 root certificates for it would cost memory for
 /// nothing.)
 pub fn http_client(base: &Url, pin: Option<&str>) -> Result<reqwest::Client, UplinkError> {
+    client_builder(base, pin)?
+        .build()
+        .map_err(|err| UplinkError::Url(format!("cannot build the HTTP client: {err}")))
+}
+
+fn client_builder(base: &Url, pin: Option<&str>) -> Result<reqwest::ClientBuilder, UplinkError> {
     let mut builder = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(Duration::from_secs(10))
@@ -140,9 +146,7 @@ pub fn http_client(base: &Url, pin: Option<&str>) -> Result<reqwest::Client, Upl
     } else if base.scheme() != "https" {
         builder = builder.tls_built_in_root_certs(false);
     }
-    builder
-        .build()
-        .map_err(|err| UplinkError::Url(format!("cannot build the HTTP client: {err}")))
+    Ok(builder)
 }
 
 /// Joins the base URL's path and an endpoint path.
@@ -153,10 +157,27 @@ fn endpoint(base: &Url, path: &str) -> Url {
     url
 }
 
-/// `POST /api/v1/agent/enroll`.
-pub async fn enroll(server: &str, request: &EnrollRequest) -> Result<EnrollResponse, UplinkError> {
+/// What enrolment returned, with the pin of the TLS key actually seen.
+#[derive(Debug)]
+pub struct Enrolled {
+    pub response: EnrollResponse,
+    /// Hex SHA-256 of the SubjectPublicKeyInfo the server presented (`None`
+    /// over plain HTTP).
+    pub seen_pin: Option<String>,
+}
+
+/// `POST /api/v1/agent/enroll`, trusting only `pin` when given, else the
+/// system's WebPKI roots.
+pub async fn enroll(
+    server: &str,
+    request: &EnrollRequest,
+    pin: Option<&str>,
+) -> Result<Enrolled, UplinkError> {
     let base = check_url(server)?;
-    let client = http_client(&base, None)?;
+    let client = client_builder(&base, pin)?
+        .tls_info(true)
+        .build()
+        .map_err(|err| UplinkError::Url(format!("cannot build the HTTP client: {err}")))?;
     let body = serde_json::to_vec(request)
         .map_err(|err| UplinkError::BadResponse(format!("encoding the request: {err}")))?;
     let response = client
@@ -166,6 +187,15 @@ pub async fn enroll(server: &str, request: &EnrollRequest) -> Result<EnrollRespo
         .send()
         .await
         .map_err(|err| UplinkError::Unreachable(error_chain(&err)))?;
+    let seen_pin = match response.extensions().get::<reqwest::tls::TlsInfo>() {
+        Some(info) => match info.peer_certificate() {
+            Some(der) => Some(tls::spki_sha256(der).map_err(|err| {
+                UplinkError::BadResponse(format!("the server's certificate: {err}"))
+            })?),
+            None => None,
+        },
+        None => None,
+    };
     let status = response.status();
     let bytes = response
         .bytes()
@@ -174,7 +204,9 @@ pub async fn enroll(server: &str, request: &EnrollRequest) -> Result<EnrollRespo
     if !status.is_success() {
         return Err(error_from(status, &bytes));
     }
-    serde_json::from_slice(&bytes).map_err(|err| UplinkError::BadResponse(err.to_string()))
+    let response =
+        serde_json::from_slice(&bytes).map_err(|err| UplinkError::BadResponse(err.to_string()))?;
+    Ok(Enrolled { response, seen_pin })
 }
 
 /// The signed client of an enrolled agent.

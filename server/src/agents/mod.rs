@@ -42,6 +42,10 @@ pub struct AgentSpec {
     /// Rules whose cases resolve by themselves when the fault clears.
     /// Default: cold_start, host_reboot, agent_lost.
     pub auto_resolve: Option<Vec<String>>,
+    /// The pin agents trust when TLS ends in front of the server (a proxy or
+    /// load balancer): hex SHA-256 of its key's SubjectPublicKeyInfo. With
+    /// `server.tls_cert` the pin is computed from the key and this is unset.
+    pub server_tls_pin: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +56,10 @@ pub struct Settings {
     pub auto_resolve: Vec<outpost_protocol::FaultRule>,
     /// The relay's SSH host key, handed to agents at enrolment.
     pub ssh_host_key: Option<String>,
+    /// The pin of the TLS key agents connect to, handed to them at enrolment.
+    pub tls_pin: Option<String>,
+    /// The URL agents enrol with (for the command shown with a token).
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -63,6 +71,8 @@ impl Default for Settings {
             enrollment_token_ttl: Duration::from_secs(24 * 3600),
             auto_resolve: vec![R::ColdStart, R::HostReboot, R::AgentLost],
             ssh_host_key: None,
+            tls_pin: None,
+            public_url: None,
         }
     }
 }
@@ -101,6 +111,14 @@ impl AgentSpec {
                 .unwrap_or(d.enrollment_token_ttl),
             auto_resolve,
             ssh_host_key: None,
+            tls_pin: match self.server_tls_pin {
+                None => None,
+                Some(pin) => Some(
+                    outpost_protocol::parse_tls_pin(&pin)
+                        .map_err(|e| format!("agents.server_tls_pin: {e}"))?,
+                ),
+            },
+            public_url: None,
         };
         if s.heartbeat_interval < Duration::from_secs(1) {
             return Err("agents.heartbeat_interval: at least 1s".into());
@@ -136,6 +154,11 @@ pub struct EnrollmentToken {
     pub organization_id: i64,
     pub site_id: Option<i64>,
     pub expires_at: DateTime<Utc>,
+    /// The pin of the server's TLS key, which the agent must be told when
+    /// the certificate is not signed by a CA it trusts (self-signed).
+    pub server_tls_pin_sha256: Option<String>,
+    /// The command to run on the customer host.
+    pub enroll_command: String,
 }
 
 /// An agent as listed.
@@ -293,12 +316,26 @@ impl Agents {
                 expires_at,
             })
             .await?;
+        let mut enroll_command = format!(
+            "outpost-agent enroll --server {} --token {token}",
+            self.settings
+                .public_url
+                .as_deref()
+                .unwrap_or("URL")
+                .trim_end_matches('/')
+        );
+        if let Some(pin) = &self.settings.tls_pin {
+            enroll_command.push_str(" --tls-pin ");
+            enroll_command.push_str(pin);
+        }
         Ok(EnrollmentToken {
             id,
             token,
             organization_id: req.organization_id,
             site_id: req.site_id,
             expires_at,
+            server_tls_pin_sha256: self.settings.tls_pin.clone(),
+            enroll_command,
         })
     }
 
@@ -348,7 +385,7 @@ impl Agents {
         self.arm_lost_timer(&row, now).await?;
         Ok(EnrollResponse {
             agent_id: uuid,
-            server_tls_pin_sha256: None,
+            server_tls_pin_sha256: self.settings.tls_pin.clone(),
             ssh_host_key: self.settings.ssh_host_key.clone(),
             heartbeat_interval_secs: u32::try_from(row.heartbeat_secs).unwrap_or(60),
         })
