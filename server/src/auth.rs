@@ -72,6 +72,10 @@ pub enum Action {
     ReadInternal,
     /// File the fault analysis report of a case.
     WriteFaultReport,
+    /// End a live remote-login session (customers: on their own devices).
+    KillRemoteSession,
+    /// Escalate a case to an expert (who may then reach its device).
+    EscalateToExpert,
 }
 
 impl Principal {
@@ -85,6 +89,9 @@ impl Principal {
             // Taking a case over makes you its assignee: engineers and experts only.
             (r, TakeOver) => matches!(r, Engineer | Expert),
             (Admin, _) => true,
+            // A customer may cut remote access to its own equipment.
+            (r, KillRemoteSession) => matches!(r, Dispatcher | Manager | Customer),
+            (r, EscalateToExpert) => matches!(r, Dispatcher | Engineer | Expert | Manager),
             (Customer, CreateCase | ReadCase | AddPublicNote | ReadDirectory | ChangeStatus) => {
                 true
             }
@@ -160,6 +167,8 @@ fn action_words(a: Action) -> &'static str {
         Action::TakeOver => "take cases over",
         Action::ReadInternal => "read internal notes",
         Action::WriteFaultReport => "file fault analysis reports",
+        Action::KillRemoteSession => "end remote-login sessions",
+        Action::EscalateToExpert => "escalate cases to experts",
     }
 }
 

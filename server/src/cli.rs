@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Address to listen on (env OUTPOST_LISTEN; default 127.0.0.1:8080).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Address the SSH relay listens on (env OUTPOST_SSH_LISTEN; default
+    /// 127.0.0.1:2222).
+    #[arg(long)]
+    pub ssh_listen: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,10 +123,11 @@ fn init_tracing() {
         .try_init();
 }
 
-fn overrides(c: &Common, listen: Option<String>) -> Overrides {
+fn overrides(c: &Common, listen: Option<String>, ssh_listen: Option<String>) -> Overrides {
     Overrides {
         config: c.config.clone(),
         listen,
+        ssh_listen,
         data_dir: c.data_dir.clone(),
         database_url: c.database_url.clone(),
     }
@@ -138,13 +143,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
         Command::Serve(a) => {
-            let config = Config::load(&overrides(&cli.common, a.listen))?;
+            let config = Config::load(&overrides(&cli.common, a.listen, a.ssh_listen))?;
             let store = open(&config).await?;
             let listener = bind(&config).await?;
             serve(config, listener, store, clock).await?;
         }
         Command::Demo(a) => {
-            let mut config = Config::load(&overrides(&cli.common, a.listen))?;
+            let mut config = Config::load(&overrides(&cli.common, a.listen, a.ssh_listen))?;
             let store = open(&config).await?;
             let listener = bind(&config).await?;
             config.listen = listener.local_addr()?;
@@ -161,12 +166,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(config, listener, store, clock).await?;
         }
         Command::Migrate => {
-            let config = Config::load(&overrides(&cli.common, None))?;
+            let config = Config::load(&overrides(&cli.common, None, None))?;
             open(&config).await?;
             println!("schema is up to date ({})", config.database.describe());
         }
         Command::Admin(cmd) => {
-            let config = Config::load(&overrides(&cli.common, None))?;
+            let config = Config::load(&overrides(&cli.common, None, None))?;
             let store = open(&config).await?;
             return admin(cmd, store, clock).await;
         }
@@ -258,9 +263,28 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let scheme = config.scheme();
+    let ssh_listener = if config.relay.enabled {
+        Some(
+            tokio::net::TcpListener::bind(config.relay.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "the SSH relay cannot listen on {} (relay.listen, --ssh-listen)",
+                        config.relay.listen
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
+    let ssh_addr = match &ssh_listener {
+        Some(l) => l.local_addr()?.to_string(),
+        None => "off".to_string(),
+    };
     tracing::info!(
         listen = %addr,
         scheme = %scheme,
+        ssh_listen = %ssh_addr,
         tls_pin = %config.agents.tls_pin.as_deref().unwrap_or("none"),
         database = %config.database.describe(),
         data_dir = %config.data_dir.display(),
@@ -303,6 +327,19 @@ pub async fn serve(
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{addr}")),
     );
+    // The SSH relay: agents' reverse tunnels and engineers' remote logins.
+    let mut relay_task = None;
+    let relay = match ssh_listener {
+        Some(l) => {
+            let relay = crate::relay::Relay::new(cases.clone(), config.relay.clone())
+                .await
+                .context("cannot start the SSH relay")?;
+            agent_settings.ssh_host_key = Some(relay.host_public_key());
+            relay_task = Some(tokio::spawn(relay.clone().serve(l, stop.subscribe())));
+            Some(relay)
+        }
+        None => None,
+    };
     let agents = crate::agents::Agents::new(cases.clone(), agent_settings);
     let _ = agents_cell.set(agents.clone());
     // The notifier sends what the outbox queues (e-mail, SMS, webhooks).
@@ -314,7 +351,9 @@ pub async fn serve(
     let notifier = crate::notify::Notifier::new(cases.clone(), notify, registry.current().timezone)
         .map_err(anyhow::Error::msg)?;
     notifier.start(stop.subscribe());
-    let state = crate::http::AppState::with_cases(cases, registry).with_agents(agents);
+    let state = crate::http::AppState::with_cases(cases, registry)
+        .with_agents(agents)
+        .with_relay(relay.clone());
     let app = crate::http::router(state);
     let served = match &config.tls {
         Some(tls) => axum::serve(crate::tls::TlsListener::new(listener, tls)?, app)
@@ -327,6 +366,10 @@ pub async fn serve(
             .context("HTTP server failed"),
     };
     let _ = stop.send(true);
+    if let Some(task) = relay_task {
+        // Let the relay record the end of its live sessions.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     served?;
     store.close().await;
     tracing::info!("stopped");

@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub notify: crate::notify::settings::NotifySpec,
     #[serde(default)]
     pub agents: crate::agents::AgentSpec,
+    #[serde(default)]
+    pub relay: crate::relay::RelaySpec,
 }
 
 /// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
@@ -71,6 +73,7 @@ pub struct DatabaseSection {
 pub struct Overrides {
     pub config: Option<PathBuf>,
     pub listen: Option<String>,
+    pub ssh_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
 }
@@ -112,6 +115,8 @@ pub struct Config {
     pub notify: crate::notify::Settings,
     /// Agent heartbeats, enrolment and fault handling, validated.
     pub agents: crate::agents::Settings,
+    /// The SSH relay for remote login, validated.
+    pub relay: crate::relay::RelaySettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -171,6 +176,10 @@ impl Config {
             .build(file.server.public_url.clone())
             .map_err(anyhow::Error::msg)?;
         let mut agents = file.agents.build().map_err(anyhow::Error::msg)?;
+        let relay = file
+            .relay
+            .build(ov.ssh_listen.clone().or_else(|| env("OUTPOST_SSH_LISTEN")))
+            .map_err(anyhow::Error::msg)?;
         let tls = match (&file.server.tls_cert, &file.server.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
@@ -185,6 +194,7 @@ impl Config {
         }
         Ok(Config {
             tls,
+            relay,
             sla,
             sla_section: file.sla.clone(),
             notify,

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod http;
 pub mod notify;
+pub mod relay;
 pub mod sla;
 pub mod store;
 pub mod tls;

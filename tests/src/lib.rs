@@ -101,6 +101,8 @@ impl Drop for PgDatabase {
 /// A running `outpost-server serve` with an admin token.
 pub struct Server {
     pub base: String,
+    /// The SSH relay's address.
+    pub ssh: String,
     pub admin_token: String,
     pub backend: Backend,
     pub http: reqwest::Client,
@@ -133,6 +135,7 @@ impl Server {
         };
         let mut s = Server {
             base: String::new(),
+            ssh: String::new(),
             admin_token: String::new(),
             backend,
             // Tests may run the server with a self-signed certificate; the
@@ -158,15 +161,15 @@ impl Server {
             .find(|l| l.starts_with("opt_"))
             .context("bootstrap printed no token")?
             .to_string();
-        let (base, child) = s.launch("server.log")?;
-        (s.base, s.child) = (base, child);
+        let (base, ssh, child) = s.launch("server.log")?;
+        (s.base, s.ssh, s.child) = (base, ssh, child);
         Ok(s)
     }
 
     /// Start another `serve` process on the same data (a replica; PostgreSQL).
     /// Returns its base URL and the process, which the caller must stop.
     pub fn start_replica(&self) -> Result<(String, Replica)> {
-        let (base, child) = self.launch("replica.log")?;
+        let (base, _ssh, child) = self.launch("replica.log")?;
         Ok((base, Replica(child)))
     }
 
@@ -187,10 +190,16 @@ impl Server {
 
     /// Start `serve` on an ephemeral port with this server's data, logging to
     /// `log` in the test directory; returns its base URL once it listens.
-    fn launch(&self, log: &str) -> Result<(String, Child)> {
+    fn launch(&self, log: &str) -> Result<(String, String, Child)> {
         let log = self.dir.path().join(log);
         let mut child = Command::new(bin("outpost-server"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ssh-listen",
+                "127.0.0.1:0",
+            ])
             .args(self.data_args())
             .env("OUTPOST_LOG", "info")
             .env_remove("OUTPOST_DATABASE_URL")
@@ -202,7 +211,17 @@ impl Server {
                 "cannot start outpost-server; was it built (cargo test --workspace builds it)?",
             )?;
         let base = wait_for_listen(&log, &mut child)?;
-        Ok((base, child))
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let ssh = text
+            .find("ssh_listen=")
+            .map(|i| {
+                text[i + 11..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        Ok((base, ssh, child))
     }
 
     /// Run a CLI subcommand on this server's data.
@@ -315,6 +334,147 @@ impl Server {
 
     /// Stop the server process.
     pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kill the server and start it again on the same HTTP and SSH
+    /// addresses (agents configured with them find it again).
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let log = self.dir.path().join("server-restarted.log");
+        let http = self
+            .base
+            .rsplit("://")
+            .next()
+            .context("base URL")?
+            .to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut child = Command::new(bin("outpost-server"))
+                .args(["serve", "--listen", &http, "--ssh-listen", &self.ssh])
+                .args(self.data_args())
+                .env("OUTPOST_LOG", "info")
+                .env_remove("OUTPOST_DATABASE_URL")
+                .env_remove("OUTPOST_CONFIG")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log)?)
+                .spawn()?;
+            match wait_for_listen(&log, &mut child) {
+                Ok(_) => {
+                    self.child = child;
+                    return Ok(());
+                }
+                // The old sockets may linger a moment.
+                Err(e) if Instant::now() < deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    eprintln!("restart: retrying: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// OpenSSH's `sshd`, started on a loopback port with its own host key and
+/// config, letting the current user in with the keys in `authorized_keys`
+/// (in its directory). Killed when dropped.
+pub struct Sshd {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// The host public key line (`ssh-ed25519 AAAA...`).
+    pub host_key: String,
+    child: Child,
+}
+
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+impl Sshd {
+    /// None (and a SKIPPED line) if OpenSSH's server is not installed.
+    pub fn start() -> Result<Option<Sshd>> {
+        if !Path::new(SSHD).exists() {
+            eprintln!("SKIPPED: {SSHD} is not installed (apt-get install openssh-server)");
+            return Ok(None);
+        }
+        let dir = tempfile::tempdir()?;
+        let key = dir.path().join("host_ed25519");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .output()?;
+        if !made.status.success() {
+            bail!("ssh-keygen: {}", String::from_utf8_lossy(&made.stderr));
+        }
+        let host_key = std::fs::read_to_string(dir.path().join("host_ed25519.pub"))?
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let authorized = dir.path().join("authorized_keys");
+        std::fs::write(&authorized, "")?;
+        // sshd started by root needs its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port()?;
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {pid}\n\
+                 AuthorizedKeysFile {authorized}\nStrictModes no\nUsePAM no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                 LogLevel VERBOSE\n",
+                key = key.display(),
+                pid = dir.path().join("sshd.pid").display(),
+                authorized = authorized.display(),
+            ),
+        )?;
+        let log = dir.path().join("sshd.log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting sshd")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "sshd did not listen on {port}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Some(Sshd {
+            port,
+            dir,
+            host_key,
+            child,
+        }))
+    }
+
+    /// Lets the holder of `public_key` log in.
+    pub fn authorize(&self, public_key: &str) -> Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))?;
+        writeln!(f, "{}", public_key.trim())?;
+        Ok(())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -201,6 +201,11 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/sla/calendars/{name}", "delete"),
         ("/api/v1/sla/calendars/{name}/holidays", "post"),
         ("/api/v1/cases/{number}/diagnosis", "post"),
+        ("/api/v1/remote-sessions", "get"),
+        ("/api/v1/remote-sessions/{id}/kill", "post"),
+        ("/api/v1/remote-attempts", "get"),
+        ("/api/v1/devices/{id}/agent", "put"),
+        ("/api/v1/cases/{number}/experts", "post"),
     ];
     let documented: usize = paths
         .values()

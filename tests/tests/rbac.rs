@@ -442,6 +442,30 @@ fn ops() -> Vec<Op> {
             allowed: &["admin"],
             needs_case: false,
         },
+        Op {
+            name: "list remote sessions",
+            method: Method::GET,
+            path: |_, _| "/api/v1/remote-sessions?live=true".into(),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: false,
+        },
+        Op {
+            name: "relay attempt log",
+            method: Method::GET,
+            path: |_, _| "/api/v1/remote-attempts".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            name: "escalate to expert",
+            method: Method::POST,
+            path: |_, n| format!("/api/v1/cases/{n}/experts"),
+            body: |w, _| Some(json!({ "user_id": w.expert.0, "reason": "needs a second look" })),
+            allowed: CASE_WORKERS,
+            needs_case: true,
+        },
     ]
 }
 

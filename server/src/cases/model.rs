@@ -304,6 +304,32 @@ pub enum ActivityBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         level: Option<i64>,
     },
+    /// An engineer reached the case's device through the remote-login
+    /// relay: one entry when the session starts, one when it ends.
+    RemoteSession {
+        session_id: i64,
+        /// `started` or `ended`.
+        phase: String,
+        engineer: UserRef,
+        /// The engineer's address as the relay saw it.
+        source: String,
+        /// The device, and the port reached on it.
+        device: String,
+        port: u32,
+        started_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ended_at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes_to_device: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes_from_device: Option<u64>,
+        /// Why it ended (closed by the engineer, case closed, idle, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_reason: Option<String>,
+    },
+    /// The case was escalated to an expert, who may now work on it (and
+    /// reach its device through the relay) beside the assignee.
+    ExpertAdded { expert: UserRef, reason: String },
 }
 
 impl ActivityBody {
@@ -325,6 +351,8 @@ impl ActivityBody {
             ActivityBody::AlertAcknowledged { .. } => "alert_acknowledged",
             ActivityBody::Fault { .. } => "fault",
             ActivityBody::Diagnosed { .. } => "diagnosed",
+            ActivityBody::RemoteSession { .. } => "remote_session",
+            ActivityBody::ExpertAdded { .. } => "expert_added",
         }
     }
 }

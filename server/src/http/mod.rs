@@ -11,6 +11,7 @@ pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod feedback;
+pub mod relay;
 pub mod reports;
 pub mod sla;
 pub mod users;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub sla: Arc<crate::sla::settings::SlaSettings>,
     /// Enrolment and the agent uplink.
     pub agents: crate::agents::Agents,
+    /// The SSH relay, when it runs in this process.
+    pub relay: Option<crate::relay::Relay>,
     metrics: PrometheusHandle,
 }
 
@@ -61,6 +64,7 @@ impl AppState {
         AppState {
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
+            relay: None,
             store: cases.store.clone(),
             clock: cases.clock.clone(),
             cases,
@@ -71,6 +75,11 @@ impl AppState {
     /// Use this agents service (configured, with its timers) instead of the default.
     pub fn with_agents(mut self, agents: crate::agents::Agents) -> AppState {
         self.agents = agents;
+        self
+    }
+
+    pub fn with_relay(mut self, relay: Option<crate::relay::Relay>) -> AppState {
+        self.relay = relay;
         self
     }
 }
@@ -184,6 +193,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::revoke_token))
         .routes(routes!(users::add_ssh_key, users::list_ssh_keys))
         .routes(routes!(users::delete_ssh_key))
+        .routes(routes!(relay::list_sessions))
+        .routes(routes!(relay::kill_session))
+        .routes(routes!(relay::list_attempts))
+        .routes(routes!(relay::bind_device))
+        .routes(routes!(relay::add_expert))
         .split_for_parts()
 }
 

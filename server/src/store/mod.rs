@@ -16,6 +16,7 @@ pub mod cases;
 pub mod directory;
 pub mod meta;
 pub mod notify;
+pub mod relay;
 pub mod sla;
 pub mod timers;
 

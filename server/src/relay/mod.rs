@@ -1,0 +1,741 @@
+//! The remote-login relay: an SSH server (russh) that agents hold reverse
+//! tunnels to and engineers reach devices through, with the stock OpenSSH
+//! client (`ssh -J alice@relay:2222 admin@core-sw-1`).
+//!
+//! * **Agents** log in as their agent id with their enrolled ed25519 key and
+//!   send `tcpip-forward`; the relay keeps the connection as that agent's
+//!   tunnel, whatever address the request names. Which devices a tunnel
+//!   reaches is the server's record (`devices.agent_id`, `agent_target`),
+//!   never what the agent says.
+//! * **Engineers** log in as their user name with an SSH key registered on
+//!   their user. Their `direct-tcpip` request names a device (or a case
+//!   number) and a port. It is allowed only while they hold a grant: an
+//!   open case on that device on which they are the assignee or an
+//!   escalated expert ([`grants`]). The relay then opens a `forwarded-tcpip`
+//!   channel on the agent's tunnel, naming the device's agent target, and
+//!   splices the two channels ([`splice`]).
+//! * Every attempt, allowed or refused, is stored (`remote_attempts`); every
+//!   session is a row in `remote_sessions` and two case activities (started,
+//!   ended: bytes each way and why it ended).
+//! * A supervisor re-checks the grant of every live session of this process
+//!   twice a second (one query) and cuts those whose case closed or
+//!   resolved, whose engineer left the case, or that someone killed through
+//!   the API (from any replica).
+//! * Every other channel type, and any request an agent makes beyond its
+//!   tunnel, is refused.
+
+pub mod access;
+pub mod grants;
+pub mod settings;
+pub mod splice;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use russh::keys::{HashAlg, PrivateKey, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
+use tokio::sync::watch;
+
+use crate::cases::model::{ActivityBody, UserRef, Visibility};
+use crate::cases::Cases;
+pub use settings::{RelaySettings, RelaySpec};
+
+/// Author of the relay's case entries.
+const AUTHOR: &str = "relay";
+
+/// The relay service, shared by every connection.
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cases: Cases,
+    settings: RelaySettings,
+    /// This process, in `remote_sessions.replica`.
+    replica: String,
+    host_key: PrivateKey,
+    tunnels: Mutex<HashMap<i64, Vec<Tunnel>>>,
+    sessions: Mutex<HashMap<i64, LiveSession>>,
+    next_conn: AtomicU64,
+}
+
+struct Tunnel {
+    conn: u64,
+    handle: russh::server::Handle,
+}
+
+struct LiveSession {
+    user_id: i64,
+    kill: watch::Sender<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Relay {
+    /// Loads (or creates, once for all replicas) the host key.
+    pub async fn new(cases: Cases, settings: RelaySettings) -> anyhow::Result<Relay> {
+        let seed: [u8; 32] = rand::random();
+        let candidate = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+            &seed,
+        ));
+        let text = candidate
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .context("encoding the relay host key")?;
+        let stored = cases
+            .store
+            .relay_host_key(&text, cases.clock.now())
+            .await
+            .context("storing the relay host key")?;
+        let host_key =
+            PrivateKey::from_openssh(stored.as_bytes()).context("the stored relay host key")?;
+        Ok(Relay {
+            inner: Arc::new(Inner {
+                cases,
+                settings,
+                replica: uuid::Uuid::new_v4().to_string(),
+                host_key,
+                tunnels: Mutex::default(),
+                sessions: Mutex::default(),
+                next_conn: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The host public key in OpenSSH format (for agents and known_hosts).
+    pub fn host_public_key(&self) -> String {
+        self.inner
+            .host_key
+            .public_key()
+            .to_openssh()
+            .unwrap_or_default()
+    }
+
+    /// Agents with a tunnel on this process.
+    pub fn tunnel_count(&self) -> usize {
+        lock(&self.inner.tunnels).len()
+    }
+
+    /// Live sessions on this process.
+    pub fn session_count(&self) -> usize {
+        lock(&self.inner.sessions).len()
+    }
+
+    /// Serves SSH on `listener` until `stop` turns true.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        // Sessions a previous run of this replica id cannot have (ids are
+        // fresh), but a crash of any replica leaves rows live: those of this
+        // replica are ended when it stops; see `end_orphaned_sessions`.
+        let s = &self.inner.settings;
+        let config = Arc::new(russh::server::Config {
+            server_id: russh::SshId::Standard(
+                format!("SSH-2.0-Outpost_{}", env!("CARGO_PKG_VERSION")).into(),
+            ),
+            methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+            auth_rejection_time: s.auth_rejection_time,
+            // OpenSSH asks "none" first to learn the methods: answer at once.
+            auth_rejection_time_initial: Some(std::time::Duration::ZERO),
+            keys: vec![self.inner.host_key.clone()],
+            max_auth_attempts: usize::try_from(s.max_auth_attempts).unwrap_or(6),
+            inactivity_timeout: None,
+            keepalive_interval: Some(s.keepalive),
+            keepalive_max: 3,
+            nodelay: true,
+            ..Default::default()
+        });
+        let supervisor = tokio::spawn(self.clone().supervise(stop.clone()));
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                accepted = listener.accept() => {
+                    let (socket, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "relay: accepting a connection failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = socket.set_nodelay(true);
+                    let handler = Conn {
+                        relay: self.clone(),
+                        id: self.inner.next_conn.fetch_add(1, Ordering::Relaxed),
+                        peer,
+                        who: None,
+                    };
+                    let config = Arc::clone(&config);
+                    tokio::spawn(async move {
+                        match russh::server::run_stream(config, socket, handler).await {
+                            Ok(session) => {
+                                if let Err(err) = session.await {
+                                    tracing::debug!(peer = %peer, error = %err, "relay connection ended");
+                                }
+                            }
+                            Err(err) => tracing::debug!(peer = %peer, error = %err, "relay handshake failed"),
+                        }
+                    });
+                }
+            }
+        }
+        supervisor.abort();
+        // End this process's sessions on the record.
+        let live: Vec<watch::Sender<Option<String>>> = lock(&self.inner.sessions)
+            .values()
+            .map(|s| s.kill.clone())
+            .collect();
+        for kill in live {
+            let _ = kill.send(Some("relay stopped".into()));
+        }
+        let tunnels: Vec<russh::server::Handle> = lock(&self.inner.tunnels)
+            .values()
+            .flatten()
+            .map(|t| t.handle.clone())
+            .collect();
+        for handle in tunnels {
+            let _ = handle
+                .disconnect(
+                    russh::Disconnect::ByApplication,
+                    "server stopping".into(),
+                    String::new(),
+                )
+                .await;
+        }
+        let now = self.inner.cases.clock.now();
+        if let Err(err) = self
+            .inner
+            .cases
+            .store
+            .end_orphaned_sessions(&self.inner.replica, now)
+            .await
+        {
+            tracing::warn!(error = %err, "relay: recording the end of live sessions failed");
+        }
+        Ok(())
+    }
+
+    /// Twice a second: cut every live session whose grant ended or that was
+    /// killed through the API.
+    async fn supervise(self, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tick.tick() => {}
+            }
+            if lock(&self.inner.sessions).is_empty() {
+                continue;
+            }
+            let checks = match self
+                .inner
+                .cases
+                .store
+                .check_live_sessions(&self.inner.replica)
+                .await
+            {
+                Ok(c) => c,
+                Err(err) => {
+                    tracing::warn!(error = %err, "relay: checking live sessions failed");
+                    continue;
+                }
+            };
+            let sessions = lock(&self.inner.sessions);
+            for c in checks {
+                let reason = if c.killed {
+                    "killed through the API"
+                } else if !c.case_open {
+                    "case resolved or closed"
+                } else if !c.still_on_case {
+                    "engineer no longer on the case"
+                } else {
+                    continue;
+                };
+                if let Some(s) = sessions.get(&c.id) {
+                    let _ = s.kill.send_if_modified(|r| {
+                        if r.is_none() {
+                            *r = Some(reason.to_string());
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    fn add_tunnel(&self, agent_id: i64, conn: u64, handle: russh::server::Handle) {
+        let max = usize::try_from(self.inner.settings.max_tunnels_per_agent).unwrap_or(2);
+        let dropped: Vec<Tunnel> = {
+            let mut tunnels = lock(&self.inner.tunnels);
+            let list = tunnels.entry(agent_id).or_default();
+            list.retain(|t| t.conn != conn);
+            list.push(Tunnel { conn, handle });
+            let excess = list.len().saturating_sub(max);
+            list.drain(..excess).collect()
+        };
+        for old in dropped {
+            tracing::info!(
+                agent = agent_id,
+                "relay: closing an agent's oldest tunnel (limit reached)"
+            );
+            tokio::spawn(async move {
+                let _ = old
+                    .handle
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        "a newer tunnel replaced this one".into(),
+                        String::new(),
+                    )
+                    .await;
+            });
+        }
+        metrics::gauge!("outpost_relay_tunnels").set(self.tunnel_count() as f64);
+    }
+
+    fn remove_tunnel(&self, agent_id: i64, conn: u64) {
+        let mut tunnels = lock(&self.inner.tunnels);
+        if let Some(list) = tunnels.get_mut(&agent_id) {
+            list.retain(|t| t.conn != conn);
+            if list.is_empty() {
+                tunnels.remove(&agent_id);
+            }
+        }
+        let n = tunnels.len();
+        drop(tunnels);
+        metrics::gauge!("outpost_relay_tunnels").set(n as f64);
+    }
+
+    /// The newest tunnel of an agent on this process.
+    fn tunnel(&self, agent_id: i64) -> Option<russh::server::Handle> {
+        lock(&self.inner.tunnels)
+            .get(&agent_id)
+            .and_then(|l| l.last())
+            .map(|t| t.handle.clone())
+    }
+
+    /// Ends a live session on this process (API kill on this replica).
+    pub fn kill_local(&self, session_id: i64, reason: &str) -> bool {
+        match lock(&self.inner.sessions).get(&session_id) {
+            Some(s) => s.kill.send(Some(reason.to_string())).is_ok(),
+            None => false,
+        }
+    }
+
+    fn live_sessions_of(&self, user_id: i64) -> usize {
+        lock(&self.inner.sessions)
+            .values()
+            .filter(|s| s.user_id == user_id)
+            .count()
+    }
+}
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone)]
+enum Who {
+    Agent {
+        id: i64,
+        uuid: String,
+    },
+    Engineer {
+        id: i64,
+        username: String,
+        name: String,
+    },
+}
+
+/// One SSH connection.
+struct Conn {
+    relay: Relay,
+    id: u64,
+    peer: SocketAddr,
+    who: Option<Who>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(Who::Agent { id, uuid }) = &self.who {
+            tracing::info!(agent = %uuid, peer = %self.peer, "relay: agent tunnel closed");
+            self.relay.remove_tunnel(*id, self.id);
+        }
+    }
+}
+
+fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+impl Conn {
+    /// Who owns `key` under `user`, if anyone may log in with it.
+    async fn identify(&self, user: &str, key: &PublicKey) -> Option<Who> {
+        let store = &self.relay.inner.cases.store;
+        let fp = fingerprint(key);
+        if let Ok(uuid) = uuid::Uuid::parse_str(user) {
+            return match store.agent_by_uuid(&uuid.to_string()).await {
+                Ok(Some(a)) if a.revoked_at.is_none() && a.fingerprint == fp => Some(Who::Agent {
+                    id: a.id,
+                    uuid: a.uuid,
+                }),
+                Ok(_) => None,
+                Err(err) => {
+                    tracing::warn!(error = %err, "relay: looking up an agent failed");
+                    None
+                }
+            };
+        }
+        match store.ssh_key_owner(user, &fp).await {
+            Ok(Some((id, name, _role))) => Some(Who::Engineer {
+                id,
+                username: user.to_string(),
+                name,
+            }),
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "relay: looking up an SSH key failed");
+                None
+            }
+        }
+    }
+}
+
+impl russh::server::Handler for Conn {
+    type Error = anyhow::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(match self.identify(user, offer.public_key).await {
+            Some(_) => Auth::Accept,
+            None => Auth::reject(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        match self.identify(user, key.public_key).await {
+            Some(who) => {
+                match &who {
+                    Who::Agent { uuid, .. } => {
+                        tracing::info!(agent = %uuid, peer = %self.peer, "relay: agent authenticated")
+                    }
+                    Who::Engineer { username, .. } => {
+                        tracing::info!(user = %username, peer = %self.peer, "relay: engineer authenticated")
+                    }
+                }
+                self.who = Some(who);
+                Ok(Auth::Accept)
+            }
+            None => {
+                metrics::counter!("outpost_relay_refusals_total", "reason" => "auth").increment(1);
+                tracing::info!(user = %user, peer = %self.peer, key = %fingerprint(key.public_key), "relay: authentication refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        match &self.who {
+            Some(Who::Agent { id, uuid }) => {
+                tracing::info!(agent = %uuid, peer = %self.peer, asked = %address, "relay: agent tunnel up");
+                self.relay.add_tunnel(*id, self.id, session.handle());
+                metrics::counter!("outpost_relay_tunnel_connects_total").increment(1);
+                *port = 0;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(Who::Engineer { id, username, name }) = self.who.clone() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let relay = self.relay.clone();
+        let request = Request {
+            user: UserRef { id, name },
+            username,
+            source: self.peer.to_string(),
+            originator: (originator_address.to_string(), originator_port),
+            target: host_to_connect.to_string(),
+            port: port_to_connect,
+        };
+        tokio::spawn(async move {
+            relay.open(request, channel, reply).await;
+        });
+        Ok(())
+    }
+}
+
+/// An engineer's request for a device.
+struct Request {
+    user: UserRef,
+    username: String,
+    source: String,
+    originator: (String, u32),
+    target: String,
+    port: u32,
+}
+
+impl Relay {
+    /// Checks the grant, opens the agent's channel, records and splices.
+    async fn open(&self, rq: Request, channel: Channel<Msg>, reply: ChannelOpenHandle) {
+        let inner = &self.inner;
+        let store = &inner.cases.store;
+        let now = inner.cases.clock.now();
+        let refuse = |reason: String, case_id: Option<i64>| {
+            let rq = &rq;
+            async move {
+                metrics::counter!("outpost_relay_refusals_total", "reason" => "grant").increment(1);
+                tracing::info!(user = %rq.username, source = %rq.source, target = %rq.target, port = rq.port, reason = %reason, "relay: connection refused");
+                let _ = store
+                    .insert_remote_attempt(&crate::store::relay::Attempt {
+                        at: now,
+                        username: &rq.username,
+                        user_id: Some(rq.user.id),
+                        source: &rq.source,
+                        target: &rq.target,
+                        port: rq.port,
+                        allowed: false,
+                        reason: &reason,
+                        case_id,
+                        session_id: None,
+                    })
+                    .await;
+            }
+        };
+        if rq.port == 0 || rq.port > 65535 {
+            refuse(format!("port {} is not a TCP port", rq.port), None).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return;
+        }
+        let grant = match grants::resolve(store, rq.user.id, &rq.target).await {
+            Ok(g) => g,
+            Err(refusal) => {
+                refuse(refusal.to_string(), None).await;
+                reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+                return;
+            }
+        };
+        let max = usize::try_from(inner.settings.max_sessions_per_engineer).unwrap_or(8);
+        if self.live_sessions_of(rq.user.id) >= max {
+            refuse(
+                format!(
+                    "{} already holds {max} sessions (relay.max_sessions_per_engineer)",
+                    rq.username
+                ),
+                Some(grant.case_id),
+            )
+            .await;
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return;
+        }
+        let Some(tunnel) = self.tunnel(grant.agent_id) else {
+            refuse(
+                format!(
+                    "the agent for {} has no tunnel to this relay",
+                    grant.device_name
+                ),
+                Some(grant.case_id),
+            )
+            .await;
+            reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            return;
+        };
+        let device_channel = match tunnel
+            .channel_open_forwarded_tcpip(
+                grant.agent_target.clone(),
+                rq.port,
+                rq.originator.0.clone(),
+                rq.originator.1,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(err) => {
+                refuse(
+                    format!(
+                        "the agent refused or could not reach {}:{}: {err}",
+                        grant.agent_target, rq.port
+                    ),
+                    Some(grant.case_id),
+                )
+                .await;
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                return;
+            }
+        };
+        let session_id = match store
+            .insert_remote_session(&crate::store::relay::NewSession {
+                case_id: grant.case_id,
+                device_id: grant.device_id,
+                user_id: rq.user.id,
+                agent_id: grant.agent_id,
+                source: &rq.source,
+                target: &rq.target,
+                port: rq.port,
+                replica: &inner.replica,
+                started_at: now,
+            })
+            .await
+        {
+            Ok(id) => id,
+            Err(err) => {
+                tracing::warn!(error = %err, "relay: recording a session failed; refusing it");
+                let _ = device_channel.close().await;
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return;
+            }
+        };
+        let _ = store
+            .insert_remote_attempt(&crate::store::relay::Attempt {
+                at: now,
+                username: &rq.username,
+                user_id: Some(rq.user.id),
+                source: &rq.source,
+                target: &rq.target,
+                port: rq.port,
+                allowed: true,
+                reason: &format!("{} on case {}", grant.role, grant.case_number),
+                case_id: Some(grant.case_id),
+                session_id: Some(session_id),
+            })
+            .await;
+        let (kill_tx, kill_rx) = watch::channel(None);
+        lock(&inner.sessions).insert(
+            session_id,
+            LiveSession {
+                user_id: rq.user.id,
+                kill: kill_tx,
+            },
+        );
+        metrics::gauge!("outpost_relay_sessions").set(self.session_count() as f64);
+        metrics::counter!("outpost_relay_sessions_total").increment(1);
+        tracing::info!(session = session_id, user = %rq.username, source = %rq.source, device = %grant.device_name, port = rq.port, case = %grant.case_number, "relay: session started");
+        let activity =
+            |phase: &str, ended: Option<(chrono::DateTime<chrono::Utc>, u64, u64, String)>| {
+                ActivityBody::RemoteSession {
+                    session_id,
+                    phase: phase.to_string(),
+                    engineer: rq.user.clone(),
+                    source: rq.source.clone(),
+                    device: grant.device_name.clone(),
+                    port: rq.port,
+                    started_at: now,
+                    ended_at: ended.as_ref().map(|e| e.0),
+                    bytes_to_device: ended.as_ref().map(|e| e.1),
+                    bytes_from_device: ended.as_ref().map(|e| e.2),
+                    end_reason: ended.map(|e| e.3),
+                }
+            };
+        if let Err(err) = inner
+            .cases
+            .record_system(
+                &grant.case_number,
+                AUTHOR,
+                Visibility::Public,
+                &activity("started", None),
+            )
+            .await
+        {
+            tracing::warn!(error = %err, case = %grant.case_number, "relay: recording the session start on the case failed");
+        }
+        reply.accept().await;
+        let started = Instant::now();
+        let outcome = splice::splice(
+            channel,
+            device_channel,
+            kill_rx,
+            inner.settings.idle_timeout,
+        )
+        .await;
+        lock(&inner.sessions).remove(&session_id);
+        metrics::gauge!("outpost_relay_sessions").set(self.session_count() as f64);
+        metrics::counter!("outpost_relay_bytes_total", "direction" => "to_device")
+            .increment(outcome.to_device);
+        metrics::counter!("outpost_relay_bytes_total", "direction" => "from_device")
+            .increment(outcome.from_device);
+        let ended = inner.cases.clock.now();
+        tracing::info!(session = session_id, user = %rq.username, device = %grant.device_name, to_device = outcome.to_device, from_device = outcome.from_device, secs = started.elapsed().as_secs_f64(), reason = %outcome.reason, "relay: session ended");
+        if let Err(err) = store
+            .end_remote_session(
+                session_id,
+                ended,
+                outcome.to_device,
+                outcome.from_device,
+                &outcome.reason,
+            )
+            .await
+        {
+            tracing::warn!(error = %err, "relay: recording the session end failed");
+        }
+        if let Err(err) = inner
+            .cases
+            .record_system(
+                &grant.case_number,
+                AUTHOR,
+                Visibility::Public,
+                &activity(
+                    "ended",
+                    Some((
+                        ended,
+                        outcome.to_device,
+                        outcome.from_device,
+                        outcome.reason,
+                    )),
+                ),
+            )
+            .await
+        {
+            tracing::warn!(error = %err, case = %grant.case_number, "relay: recording the session end on the case failed");
+        }
+    }
+}

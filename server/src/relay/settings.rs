@@ -1,0 +1,143 @@
+//! The `[relay]` config section and its validation.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sla::policy::Span;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:2222";
+
+/// `[relay]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySpec {
+    /// Run the SSH relay. Default true.
+    pub enabled: Option<bool>,
+    /// Address the relay listens on (flag --ssh-listen, env
+    /// OUTPOST_SSH_LISTEN). Default 127.0.0.1:2222.
+    pub listen: Option<String>,
+    /// Live sessions one engineer may hold at once. Default 8.
+    pub max_sessions_per_engineer: Option<u32>,
+    /// A session with no data either way for this long is cut. Default 30m.
+    pub idle_timeout: Option<Span>,
+    /// Authentication attempts per connection. Default 6.
+    pub max_auth_attempts: Option<u32>,
+    /// Every rejected authentication takes this long (so a rejection tells
+    /// nothing by its timing). Default 1s.
+    pub auth_rejection_time: Option<Span>,
+    /// Tunnels one agent may hold at once (a reconnecting agent's newest
+    /// tunnel wins; the oldest beyond this is closed). Default 2.
+    pub max_tunnels_per_agent: Option<u32>,
+    /// SSH keepalive towards agents and engineers. Default 30s; 3 missed
+    /// close the connection.
+    pub keepalive: Option<Span>,
+}
+
+/// The relay settings in force.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub max_sessions_per_engineer: u32,
+    pub idle_timeout: Duration,
+    pub max_auth_attempts: u32,
+    pub auth_rejection_time: Duration,
+    pub max_tunnels_per_agent: u32,
+    pub keepalive: Duration,
+}
+
+impl RelaySpec {
+    /// Validates the section; `listen` (from flag or env) wins over the file.
+    pub fn build(&self, listen: Option<String>) -> Result<RelaySettings, String> {
+        let text = listen
+            .or_else(|| self.listen.clone())
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = text
+            .parse()
+            .map_err(|_| format!("relay.listen: {text:?} is not an address like 127.0.0.1:2222"))?;
+        let range = |key: &str, v: Option<u32>, default: u32, max: u32| match v {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            Some(n) => Err(format!("relay.{key}: {n} is out of range 1..={max}")),
+        };
+        let span = |key: &str, v: Option<Span>, default: Duration, min: Duration| match v {
+            None => Ok(default),
+            Some(s) if s.0 >= min => Ok(s.0),
+            Some(s) => Err(format!(
+                "relay.{key}: {} is shorter than {}",
+                humantime::format_duration(s.0),
+                humantime::format_duration(min)
+            )),
+        };
+        Ok(RelaySettings {
+            enabled: self.enabled.unwrap_or(true),
+            listen,
+            max_sessions_per_engineer: range(
+                "max_sessions_per_engineer",
+                self.max_sessions_per_engineer,
+                8,
+                1000,
+            )?,
+            idle_timeout: span(
+                "idle_timeout",
+                self.idle_timeout,
+                Duration::from_secs(1800),
+                Duration::from_secs(1),
+            )?,
+            max_auth_attempts: range("max_auth_attempts", self.max_auth_attempts, 6, 100)?,
+            auth_rejection_time: match self.auth_rejection_time {
+                None => Duration::from_secs(1),
+                Some(s) if s.0 <= Duration::from_secs(10) => s.0,
+                Some(_) => return Err("relay.auth_rejection_time: at most 10s".into()),
+            },
+            max_tunnels_per_agent: range(
+                "max_tunnels_per_agent",
+                self.max_tunnels_per_agent,
+                2,
+                100,
+            )?,
+            keepalive: span(
+                "keepalive",
+                self.keepalive,
+                Duration::from_secs(30),
+                Duration::from_secs(1),
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors_name_the_key() {
+        let s = RelaySpec::default().build(None).expect("defaults");
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert!(s.enabled);
+        let flag = RelaySpec::default()
+            .build(Some("127.0.0.1:0".into()))
+            .expect("flag");
+        assert_eq!(flag.listen.port(), 0);
+        let bad = RelaySpec {
+            listen: Some("nowhere".into()),
+            ..RelaySpec::default()
+        };
+        assert!(bad
+            .build(None)
+            .err()
+            .unwrap_or_default()
+            .contains("relay.listen"));
+        let bad = RelaySpec {
+            max_tunnels_per_agent: Some(0),
+            ..RelaySpec::default()
+        };
+        assert!(bad
+            .build(None)
+            .err()
+            .unwrap_or_default()
+            .contains("relay.max_tunnels_per_agent"));
+    }
+}
