@@ -450,7 +450,7 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
     ] {
         store
             .insert_contract(
-                &NewContract { organization_id: org.id, number: number.into(), starts_on: from.into(), ends_on: to.into(), coverage, sla_policy: None, calendar: None, description: Some(desc.into()), device_ids: devs }.validate()?,
+                &NewContract { organization_id: org.id, number: number.into(), starts_on: from.into(), ends_on: to.into(), coverage, sla_policy: None, calendar: None, description: Some(desc.into()), remote_access_approval: false, device_ids: devs }.validate()?,
                 start,
             )
             .await?;
@@ -466,6 +466,7 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
                 sla_policy: None,
                 calendar: None,
                 description: None,
+                remote_access_approval: false,
                 device_ids: vec![clinic_sw.id],
             }
             .validate()?,

@@ -214,6 +214,9 @@ pub struct Contract {
     /// Business calendar name; none means the coverage preset.
     pub calendar: Option<String>,
     pub description: Option<String>,
+    /// Remote login to the contract's devices needs a customer user's
+    /// approval per case (besides the case itself).
+    pub remote_access_approval: bool,
     pub created_at: DateTime<Utc>,
     /// Devices the contract covers.
     pub device_ids: Vec<i64>,
@@ -241,6 +244,9 @@ pub struct NewContract {
     pub calendar: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Remote login needs a customer user's approval per case. Default false.
+    #[serde(default)]
+    pub remote_access_approval: bool,
     #[serde(default)]
     pub device_ids: Vec<i64>,
 }
@@ -256,6 +262,7 @@ pub struct ContractRecord {
     pub sla_policy: Option<String>,
     pub calendar: Option<String>,
     pub description: Option<String>,
+    pub remote_access_approval: bool,
     pub device_ids: Vec<i64>,
 }
 
@@ -281,6 +288,7 @@ impl NewContract {
             sla_policy: opt_text("sla_policy", &self.sla_policy, 64)?,
             calendar: opt_text("calendar", &self.calendar, 64)?,
             description: opt_text("description", &self.description, 4000)?,
+            remote_access_approval: self.remote_access_approval,
             device_ids,
         })
     }
@@ -903,6 +911,8 @@ pub struct ContractPatch {
     pub calendar: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
     pub description: Option<Option<String>>,
+    #[serde(default)]
+    pub remote_access_approval: Option<bool>,
     /// The complete new set of covered devices.
     #[serde(default)]
     pub device_ids: Option<Vec<i64>>,
@@ -921,6 +931,9 @@ impl ContractPatch {
             sla_policy: merge(&self.sla_policy, &c.sla_policy),
             calendar: merge(&self.calendar, &c.calendar),
             description: merge(&self.description, &c.description),
+            remote_access_approval: self
+                .remote_access_approval
+                .unwrap_or(c.remote_access_approval),
             device_ids: self
                 .device_ids
                 .clone()

@@ -134,6 +134,7 @@ async fn directory_and_constraints(s: &Store) -> anyhow::Result<()> {
         sla_policy: None,
         calendar: None,
         description: None,
+        remote_access_approval: false,
         device_ids: vec![da.id, db.id],
     }
     .validate()?;
@@ -157,6 +158,7 @@ async fn directory_and_constraints(s: &Store) -> anyhow::Result<()> {
             sla_policy: None,
             calendar: None,
             description: None,
+            remote_access_approval: false,
             device_ids: vec![],
         }
     }

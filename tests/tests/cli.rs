@@ -206,6 +206,9 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/remote-attempts", "get"),
         ("/api/v1/devices/{id}/agent", "put"),
         ("/api/v1/cases/{number}/experts", "post"),
+        ("/api/v1/cases/{number}/remote-approvals", "post"),
+        ("/api/v1/cases/{number}/remote-approvals", "get"),
+        ("/api/v1/remote-approvals/{id}/revoke", "post"),
     ];
     let documented: usize = paths
         .values()

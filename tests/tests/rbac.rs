@@ -466,6 +466,22 @@ fn ops() -> Vec<Op> {
             allowed: CASE_WORKERS,
             needs_case: true,
         },
+        Op {
+            name: "approve remote login",
+            method: Method::POST,
+            path: |_, n| format!("/api/v1/cases/{n}/remote-approvals"),
+            body: |_, _| Some(json!({ "reason": "let them in", "valid_for": "1h" })),
+            allowed: &["customer"],
+            needs_case: true,
+        },
+        Op {
+            name: "list remote approvals",
+            method: Method::GET,
+            path: |_, n| format!("/api/v1/cases/{n}/remote-approvals"),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: true,
+        },
     ]
 }
 

@@ -3,6 +3,7 @@
 //! history entries and written atomically by the store, so two people
 //! changing one case at once never lose an update or fork the history.
 
+pub mod approvals;
 pub mod experts;
 pub mod feedback;
 pub mod history;

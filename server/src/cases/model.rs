@@ -330,6 +330,18 @@ pub enum ActivityBody {
     /// The case was escalated to an expert, who may now work on it (and
     /// reach its device through the relay) beside the assignee.
     ExpertAdded { expert: UserRef, reason: String },
+    /// A customer user approved (or someone revoked) remote login on the
+    /// case's device, where the contract asks for approval.
+    RemoteApproval {
+        approval_id: i64,
+        /// `approved` or `revoked`.
+        action: String,
+        /// The engineer it covers; none: whoever holds the case.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engineer: Option<UserRef>,
+        reason: String,
+        expires_at: DateTime<Utc>,
+    },
 }
 
 impl ActivityBody {
@@ -353,6 +365,7 @@ impl ActivityBody {
             ActivityBody::Diagnosed { .. } => "diagnosed",
             ActivityBody::RemoteSession { .. } => "remote_session",
             ActivityBody::ExpertAdded { .. } => "expert_added",
+            ActivityBody::RemoteApproval { .. } => "remote_approval",
         }
     }
 }

@@ -198,6 +198,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(relay::list_attempts))
         .routes(routes!(relay::bind_device))
         .routes(routes!(relay::add_expert))
+        .routes(routes!(relay::approve_remote, relay::list_approvals))
+        .routes(routes!(relay::revoke_approval))
         .split_for_parts()
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::AppState;
+use crate::cases::approvals::{Approval, NewApproval};
 use crate::cases::experts::NewExpert;
 use crate::cases::CaseView;
 use crate::directory::Device;
@@ -111,4 +112,52 @@ pub async fn add_expert(
     ApiJson(req): ApiJson<NewExpert>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(s.cases.add_expert(&who, &number, &req).await?))
+}
+
+/// Approve remote login on a case (a user of the customer; where the
+/// contract asks for approval, engineers reach the device only while one is
+/// live).
+#[utoipa::path(post, path = "/api/v1/cases/{number}/remote-approvals", tag = "remote login", request_body = NewApproval,
+    params(("number" = String, Path, description = "Case number")),
+    responses((status = 201, body = Approval), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn approve_remote(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(number): ApiPath<String>,
+    ApiJson(req): ApiJson<NewApproval>,
+) -> ApiResult<(StatusCode, Json<Approval>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.cases.approve_remote(&who, &number, &req).await?),
+    ))
+}
+
+/// The remote-login approvals of a case, newest first.
+#[utoipa::path(get, path = "/api/v1/cases/{number}/remote-approvals", tag = "remote login",
+    params(("number" = String, Path, description = "Case number")),
+    responses((status = 200, body = Vec<Approval>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_approvals(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(number): ApiPath<String>,
+) -> ApiResult<Json<Vec<Approval>>> {
+    Ok(Json(s.cases.remote_approvals(&who, &number).await?))
+}
+
+/// Revoke an approval (the customer, a dispatcher or an admin); live
+/// sessions it allowed end within a second.
+#[utoipa::path(post, path = "/api/v1/remote-approvals/{id}/revoke", tag = "remote login",
+    params(("id" = i64, Path, description = "Approval id")),
+    responses((status = 200, body = Approval), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn revoke_approval(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Approval>> {
+    Ok(Json(s.cases.revoke_remote_approval(&who, id).await?))
 }

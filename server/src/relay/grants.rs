@@ -32,6 +32,8 @@ pub enum Refusal {
         "{0:?} names devices on several of this engineer's cases ({1}); connect by case number"
     )]
     Ambiguous(String, String),
+    #[error("case {0} needs a customer's approval for remote login (none is live)")]
+    NotApproved(String),
     #[error("device {0} of case {1} is not reached through an agent")]
     NoAgent(String, String),
     #[error("looking up grants failed: {0}")]
@@ -39,13 +41,18 @@ pub enum Refusal {
 }
 
 /// The grant `user_id` holds for `target` (a device name or case number).
-pub async fn resolve(store: &Store, user_id: i64, target: &str) -> Result<Grant, Refusal> {
+pub async fn resolve(
+    store: &Store,
+    user_id: i64,
+    target: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Grant, Refusal> {
     let target = target.trim();
     if target.is_empty() || target.len() > 253 {
         return Err(Refusal::NoGrant(target.chars().take(64).collect()));
     }
     let rows = store
-        .remote_grants(user_id, target)
+        .remote_grants(user_id, target, now)
         .await
         .map_err(|e| Refusal::Store(e.to_string()))?;
     choose(target, rows)
@@ -60,10 +67,17 @@ pub fn choose(target: &str, rows: Vec<GrantRow>) -> Result<Grant, Refusal> {
         let cases: Vec<&str> = rows.iter().map(|r| r.case_number.as_str()).collect();
         return Err(Refusal::Ambiguous(target.to_string(), cases.join(", ")));
     }
+    // Of several cases on the device, one the customer approved (or that
+    // needs no approval) grants access.
+    let mut rows = rows;
+    rows.sort_by_key(|r| (r.approval_required && !r.approved, r.case_id));
     let row = rows
         .into_iter()
         .next()
         .ok_or_else(|| Refusal::NoGrant(target.to_string()))?;
+    if row.approval_required && !row.approved {
+        return Err(Refusal::NotApproved(row.case_number));
+    }
     match (row.agent_id, row.agent_target) {
         (Some(agent_id), Some(agent_target)) => Ok(Grant {
             case_id: row.case_id,
@@ -92,6 +106,8 @@ mod tests {
             agent_id: agent,
             agent_target: agent.map(|_| "sw1".into()),
             role: "assignee".into(),
+            approval_required: false,
+            approved: false,
         }
     }
 
@@ -111,5 +127,16 @@ mod tests {
             choose("core-sw-1", vec![row(1, 7, None)]),
             Err(Refusal::NoAgent(..))
         ));
+        let mut needs = row(1, 7, Some(3));
+        needs.approval_required = true;
+        assert!(matches!(
+            choose("core-sw-1", vec![needs.clone()]),
+            Err(Refusal::NotApproved(_))
+        ));
+        // Another open case on the same device that needs no approval grants.
+        let g = choose("core-sw-1", vec![needs.clone(), row(2, 7, Some(3))]).expect("grant");
+        assert_eq!(g.case_id, 2);
+        needs.approved = true;
+        assert_eq!(choose("core-sw-1", vec![needs]).map(|g| g.case_id), Ok(1));
     }
 }

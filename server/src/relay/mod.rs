@@ -241,7 +241,7 @@ impl Relay {
                 .inner
                 .cases
                 .store
-                .check_live_sessions(&self.inner.replica)
+                .check_live_sessions(&self.inner.replica, self.inner.cases.clock.now())
                 .await
             {
                 Ok(c) => c,
@@ -258,6 +258,8 @@ impl Relay {
                     "case resolved or closed"
                 } else if !c.still_on_case {
                     "engineer no longer on the case"
+                } else if !c.approved {
+                    "customer approval expired or revoked"
                 } else {
                     continue;
                 };
@@ -555,7 +557,7 @@ impl Relay {
                 .await;
             return;
         }
-        let grant = match grants::resolve(store, rq.user.id, &rq.target).await {
+        let grant = match grants::resolve(store, rq.user.id, &rq.target, now).await {
             Ok(g) => g,
             Err(refusal) => {
                 refuse(refusal.to_string(), None).await;

@@ -106,6 +106,7 @@ struct ContractRow {
     sla_policy: Option<String>,
     calendar: Option<String>,
     description: Option<String>,
+    remote_access_approval: bool,
     created_at: i64,
 }
 
@@ -121,6 +122,7 @@ impl ContractRow {
             sla_policy: self.sla_policy,
             calendar: self.calendar,
             description: self.description,
+            remote_access_approval: self.remote_access_approval,
             created_at: from_micros(self.created_at),
             device_ids,
         })
@@ -204,7 +206,7 @@ macro_rules! link_devices {
 
 const ORG_COLS: &str = "id, customer_code, name, phone, email, address, notes, created_at";
 const SITE_COLS: &str = "id, organization_id, name, address, timezone, created_at";
-const CONTRACT_COLS: &str = "id, organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, created_at";
+const CONTRACT_COLS: &str = "id, organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, remote_access_approval, created_at";
 pub(crate) const DEVICE_COLS: &str = "id, organization_id, site_id, name, device_type, vendor, model, serial, firmware_version, warranty_end, created_at, agent_id, agent_target, software_version, sys_object_id, last_seen_at, stale_since";
 
 fn date_text(d: NaiveDate) -> String {
@@ -516,8 +518,8 @@ impl Store {
         let row: ContractRow = write!(self, |p, _d| {
             let mut tx = p.begin().await?;
             let row: ContractRow = sqlx::query_as(&format!(
-                "INSERT INTO contracts (organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {CONTRACT_COLS}"
+                "INSERT INTO contracts (organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, created_at, remote_access_approval)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {CONTRACT_COLS}"
             ))
             .bind(c.organization_id)
             .bind(&c.number)
@@ -528,6 +530,7 @@ impl Store {
             .bind(&c.calendar)
             .bind(&c.description)
             .bind(to_micros(now))
+            .bind(c.remote_access_approval)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| map_db_err(e, "number"))?;
@@ -544,7 +547,7 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
                 "UPDATE contracts SET starts_on = $1, ends_on = $2, coverage = $3, sla_policy = $4,
-                    calendar = $5, description = $6 WHERE id = $7",
+                    calendar = $5, description = $6, remote_access_approval = $8 WHERE id = $7",
             )
             .bind(date_text(c.starts_on))
             .bind(date_text(c.ends_on))
@@ -553,6 +556,7 @@ impl Store {
             .bind(&c.calendar)
             .bind(&c.description)
             .bind(id)
+            .bind(c.remote_access_approval)
             .execute(&mut *tx)
             .await
             .map_err(|e| map_db_err(e, "contract"))?

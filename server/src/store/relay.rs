@@ -20,6 +20,10 @@ pub struct GrantRow {
     pub agent_target: Option<String>,
     /// `assignee` or `expert`.
     pub role: String,
+    /// The contract wants a customer's approval for remote login.
+    pub approval_required: bool,
+    /// A live approval covers this engineer on this case.
+    pub approved: bool,
 }
 
 /// A new session, as the relay records it when it starts.
@@ -80,6 +84,8 @@ pub struct LiveCheck {
     pub id: i64,
     pub case_open: bool,
     pub still_on_case: bool,
+    /// No approval needed, or a live one covers the session.
+    pub approved: bool,
     pub killed: bool,
 }
 
@@ -134,13 +140,23 @@ impl Store {
     /// Open cases on which `user_id` is the assignee or an escalated expert
     /// and whose device is named `target` (case-insensitively), or whose
     /// number is `target`.
-    pub async fn remote_grants(&self, user_id: i64, target: &str) -> Result<Vec<GrantRow>> {
+    pub async fn remote_grants(
+        &self,
+        user_id: i64,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<GrantRow>> {
         Ok(read!(self, |p, _d| {
             sqlx::query_as(
                 "SELECT c.id AS case_id, c.number AS case_number, d.id AS device_id,
                         d.name AS device_name, d.organization_id, d.agent_id, d.agent_target,
-                        CASE WHEN c.assignee_id = $1 THEN 'assignee' ELSE 'expert' END AS role
+                        CASE WHEN c.assignee_id = $1 THEN 'assignee' ELSE 'expert' END AS role,
+                        COALESCE(k.remote_access_approval, FALSE) AS approval_required,
+                        EXISTS (SELECT 1 FROM remote_approvals a
+                                WHERE a.case_id = c.id AND (a.user_id IS NULL OR a.user_id = $1)
+                                  AND a.revoked_at IS NULL AND a.expires_at > $3) AS approved
                  FROM cases c JOIN devices d ON d.id = c.device_id
+                 LEFT JOIN contracts k ON k.id = c.contract_id
                  WHERE c.status NOT IN ('resolved', 'closed')
                    AND (c.assignee_id = $1
                         OR EXISTS (SELECT 1 FROM case_experts e
@@ -150,6 +166,7 @@ impl Store {
             )
             .bind(user_id)
             .bind(target)
+            .bind(to_micros(now))
             .fetch_all(p)
             .await?
         }))
@@ -245,7 +262,11 @@ impl Store {
     }
 
     /// Whether each live session of `replica` may go on.
-    pub async fn check_live_sessions(&self, replica: &str) -> Result<Vec<LiveCheck>> {
+    pub async fn check_live_sessions(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LiveCheck>> {
         Ok(read!(self, |p, _d| {
             sqlx::query_as(
                 "SELECT s.id,
@@ -253,11 +274,18 @@ impl Store {
                         (c.assignee_id = s.user_id
                          OR EXISTS (SELECT 1 FROM case_experts e
                                     WHERE e.case_id = c.id AND e.user_id = s.user_id)) AS still_on_case,
+                        (NOT COALESCE(k.remote_access_approval, FALSE)
+                         OR EXISTS (SELECT 1 FROM remote_approvals a
+                                    WHERE a.case_id = c.id
+                                      AND (a.user_id IS NULL OR a.user_id = s.user_id)
+                                      AND a.revoked_at IS NULL AND a.expires_at > $2)) AS approved,
                         s.kill_requested_at IS NOT NULL AS killed
                  FROM remote_sessions s JOIN cases c ON c.id = s.case_id
+                 LEFT JOIN contracts k ON k.id = c.contract_id
                  WHERE s.replica = $1 AND s.ended_at IS NULL",
             )
             .bind(replica)
+            .bind(to_micros(now))
             .fetch_all(p)
             .await?
         }))
@@ -378,6 +406,97 @@ impl Store {
             .fetch_all(p)
             .await?
         }))
+    }
+}
+
+/// A customer's approval of remote login on a case.
+#[derive(Debug, Clone, FromRow)]
+pub struct ApprovalRow {
+    pub id: i64,
+    pub case_id: i64,
+    pub case_number: String,
+    pub organization_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub approved_by: i64,
+    pub approver: String,
+    pub reason: String,
+    pub approved_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+const APPROVAL_SELECT: &str = "SELECT a.id, a.case_id, c.number AS case_number, c.organization_id,
+        a.user_id, a.approved_by, u.display_name AS approver, a.reason, a.approved_at,
+        a.expires_at, a.revoked_at
+     FROM remote_approvals a JOIN cases c ON c.id = a.case_id JOIN users u ON u.id = a.approved_by";
+
+impl Store {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_remote_approval(
+        &self,
+        case_id: i64,
+        user_id: Option<i64>,
+        approved_by: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<i64> {
+        Ok(write!(self, |p, _d| {
+            sqlx::query_scalar(
+                "INSERT INTO remote_approvals (case_id, user_id, approved_by, reason, approved_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(case_id)
+            .bind(user_id)
+            .bind(approved_by)
+            .bind(reason)
+            .bind(to_micros(now))
+            .bind(to_micros(expires_at))
+            .fetch_one(p)
+            .await?
+        }))
+    }
+
+    pub async fn remote_approvals(&self, case_id: i64) -> Result<Vec<ApprovalRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(&format!(
+                "{APPROVAL_SELECT} WHERE a.case_id = $1 ORDER BY a.id DESC"
+            ))
+            .bind(case_id)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    pub async fn remote_approval(&self, id: i64) -> Result<Option<ApprovalRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(&format!("{APPROVAL_SELECT} WHERE a.id = $1"))
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        }))
+    }
+
+    /// Revokes an approval (once).
+    pub async fn revoke_remote_approval(
+        &self,
+        id: i64,
+        by: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = write!(self, |p, _d| {
+            sqlx::query(
+                "UPDATE remote_approvals SET revoked_at = $1, revoked_by = $2
+                 WHERE id = $3 AND revoked_at IS NULL",
+            )
+            .bind(to_micros(now))
+            .bind(by)
+            .bind(id)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
     }
 }
 
