@@ -33,6 +33,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod tunnel;
+pub use self::tunnel::{HostPort, TunnelConfig, TunnelTarget};
+
 /// Default port of an SNMP agent.
 pub const SNMP_PORT: u16 = 161;
 
@@ -59,6 +62,10 @@ pub struct AgentConfig {
     /// The agent's own Prometheus metrics (`[metrics]`).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The reverse SSH tunnel to the server's relay (`[tunnel]`,
+    /// `[[tunnel.targets]]`); off without targets.
+    #[serde(default)]
+    pub tunnel: TunnelConfig,
 }
 
 /// `[host]`: health sampling of the agent's own host.
@@ -507,10 +514,13 @@ impl AgentConfig {
     /// Parses and validates configuration text. Errors carry an empty path;
     /// [`AgentConfig::load`] fills it in.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: AgentConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
+        let mut config: AgentConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
             path: PathBuf::new(),
             message: err.to_string().trim_end().to_owned(),
         })?;
+        if config.tunnel.relay.is_none() {
+            config.tunnel.relay = tunnel::default_relay(&config.server.url);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -570,6 +580,27 @@ impl AgentConfig {
             if !names.insert(target.name.as_str()) {
                 return Err(invalid(format!(
                     "snmp.targets: the name {:?} is used by more than one target",
+                    target.name
+                )));
+            }
+        }
+        let t = &self.tunnel;
+        if t.keepalive < Duration::from_secs(1) || t.keepalive > Duration::from_secs(3600) {
+            return Err(invalid(format!(
+                "tunnel.keepalive must be between 1s and 1h, got {}",
+                humantime::format_duration(t.keepalive)
+            )));
+        }
+        if t.enabled() && t.relay.is_none() {
+            return Err(invalid(format!(
+                "tunnel.relay is needed: server.url {url:?} has no host to default to"
+            )));
+        }
+        let mut names = HashSet::new();
+        for target in &t.targets {
+            if !names.insert(target.name.as_str()) {
+                return Err(invalid(format!(
+                    "tunnel.targets: the name {:?} is used by more than one target",
                     target.name
                 )));
             }

@@ -13,7 +13,9 @@
 //! * **tick**: the detector's timers (hold-downs, flap windows) every second;
 //! * **sender**: drains the spool in batches of at most `MAX_BATCH`, with
 //!   exponential back-off (1 s to 60 s) while the server is unreachable;
-//! * **metrics** on `[metrics] listen`, if set.
+//! * **metrics** on `[metrics] listen`, if set;
+//! * **tunnel**: the reverse SSH tunnel to the server's relay
+//!   ([`crate::tunnel`]), idle while `[[tunnel.targets]]` is empty.
 //!
 //! Fault events are appended to the spool (fsynced) *before* the detector
 //! state that produced them is saved, so a crash between the two can only
@@ -21,7 +23,9 @@
 //!
 //! SIGHUP reloads the configuration (targets, intervals, thresholds; the
 //! server, identity and spool stay); a bad file is logged and the old
-//! configuration kept. SIGTERM or ctrl-c stop the daemon cleanly.
+//! configuration kept. The tunnel takes new `[[tunnel.targets]]` for new
+//! channels (open ones stay) and reconnects if `relay`, `keepalive` or
+//! `host_key` changed. SIGTERM or ctrl-c stop the daemon cleanly.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -38,7 +42,7 @@ use outpost_protocol::{
 use tokio::sync::{watch, Notify};
 
 use crate::collect::host;
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, TunnelConfig};
 use crate::detect::{Detector, Observation};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
@@ -65,6 +69,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     spooled: Notify,
     started: Instant,
+    /// The `[tunnel]` section the tunnel task follows.
+    tunnel: watch::Sender<Arc<TunnelConfig>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -175,6 +181,8 @@ pub async fn run(config_path: &Path) -> Result<()> {
             "server.url differs from the server the agent enrolled with; using the configured one"
         );
     }
+    // The same key authenticates the tunnel to the relay.
+    let tunnel_key = key.clone();
     let uplink = Uplink::new(
         &config.server.url,
         identity.server_tls_pin_sha256.as_deref(),
@@ -191,6 +199,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let detector = Detector::load(&state_file, config.detect.clone(), identity.agent_id)?;
     let hostname = host::hostname().replace('/', "_");
     let metrics = Arc::new(Metrics::default());
+    let (tunnel_tx, tunnel_rx) = watch::channel(Arc::new(config.tunnel.clone()));
     let shared = Arc::new(Shared {
         config_path: config_path.to_owned(),
         config: RwLock::new(Arc::new(config.clone())),
@@ -203,6 +212,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         metrics: Arc::clone(&metrics),
         spooled: Notify::new(),
         started: Instant::now(),
+        tunnel: tunnel_tx,
     });
     {
         let open_faults = lock(&shared.detector).open_faults();
@@ -214,6 +224,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
             spooled = spool.len(),
             open_faults,
             targets = config.snmp.targets.len(),
+            tunnel_targets = config.tunnel.targets.len(),
             "outpost-agent running"
         );
     }
@@ -234,6 +245,13 @@ pub async fn run(config_path: &Path) -> Result<()> {
     tasks.spawn(poller(Arc::clone(&shared), stop_rx.clone()));
     tasks.spawn(host_sampler(Arc::clone(&shared), stop_rx.clone()));
     tasks.spawn(ticker(Arc::clone(&shared), stop_rx.clone()));
+    tasks.spawn(crate::tunnel::run(
+        tunnel_rx,
+        shared.identity.clone(),
+        tunnel_key,
+        Arc::clone(&shared.metrics),
+        stop_rx.clone(),
+    ));
     if let Some(traps) = &config.traps {
         let receiver = crate::snmp::trap::TrapReceiver::bind(traps)
             .await
@@ -361,7 +379,19 @@ fn reload(shared: &Shared) {
         let events = detector.retain_devices(&targets, &shared.hostname, Utc::now());
         shared.commit(&mut detector, events);
     }
-    tracing::info!(targets = targets.len(), "SIGHUP: configuration reloaded");
+    // The tunnel picks up its section itself (see `crate::tunnel::run`).
+    shared.tunnel.send_if_modified(|current| {
+        let changed = **current != config.tunnel;
+        if changed {
+            *current = Arc::new(config.tunnel.clone());
+        }
+        changed
+    });
+    tracing::info!(
+        targets = targets.len(),
+        tunnel_targets = config.tunnel.targets.len(),
+        "SIGHUP: configuration reloaded"
+    );
     *shared
         .config
         .write()

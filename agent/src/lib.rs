@@ -14,6 +14,8 @@
 //! * [`detect`]: the fault detector (observations in, fault events out).
 //! * [`daemon`]: the `run` command, tying it all together; [`metrics`]: its
 //!   Prometheus endpoint.
+//! * [`tunnel`]: the reverse SSH tunnel to the server's relay, through which
+//!   engineers reach the devices in `[[tunnel.targets]]`.
 //! * [`fsutil`]: atomic file replacement.
 
 pub mod check;
@@ -27,4 +29,5 @@ pub mod identity;
 pub mod metrics;
 pub mod snmp;
 pub mod spool;
+pub mod tunnel;
 pub mod uplink;

@@ -27,6 +27,21 @@ pub struct Metrics {
     pub spool_records: AtomicU64,
     /// Spool bytes on disk.
     pub spool_bytes: AtomicU64,
+    /// 1 while the tunnel to the relay is connected.
+    pub tunnel_up: AtomicU64,
+    /// Successful tunnel connections (authenticated, forwarding granted).
+    pub tunnel_connects: AtomicU64,
+    /// Forwarded channels accepted and spliced to their target.
+    pub tunnel_channels_accepted: AtomicU64,
+    /// Channels refused: target or port not allowed, or a channel type the
+    /// agent never accepts.
+    pub tunnel_channels_refused: AtomicU64,
+    /// Allowed channels whose target could not be reached.
+    pub tunnel_channels_failed: AtomicU64,
+    /// Bytes written to targets (from engineers).
+    pub tunnel_bytes_to_target: AtomicU64,
+    /// Bytes read from targets (to engineers).
+    pub tunnel_bytes_from_target: AtomicU64,
 }
 
 impl Metrics {
@@ -80,6 +95,43 @@ impl Metrics {
             "gauge",
             "1 if the last request to the server succeeded.",
             &[("", get(&self.up))],
+        );
+        metric(
+            "tunnel_up",
+            "gauge",
+            "1 while the remote-login tunnel to the relay is connected.",
+            &[("", get(&self.tunnel_up))],
+        );
+        metric(
+            "tunnel_connects_total",
+            "counter",
+            "Tunnel connections established to the relay.",
+            &[("", get(&self.tunnel_connects))],
+        );
+        metric(
+            "tunnel_channels_total",
+            "counter",
+            "Channels the relay opened, by result.",
+            &[
+                ("{result=\"accepted\"}", get(&self.tunnel_channels_accepted)),
+                ("{result=\"refused\"}", get(&self.tunnel_channels_refused)),
+                ("{result=\"failed\"}", get(&self.tunnel_channels_failed)),
+            ],
+        );
+        metric(
+            "tunnel_bytes_total",
+            "counter",
+            "Bytes carried through the tunnel, by direction.",
+            &[
+                (
+                    "{direction=\"to_target\"}",
+                    get(&self.tunnel_bytes_to_target),
+                ),
+                (
+                    "{direction=\"from_target\"}",
+                    get(&self.tunnel_bytes_from_target),
+                ),
+            ],
         );
         out
     }
@@ -160,6 +212,9 @@ mod tests {
         assert!(text.contains("outpost_agent_polls_total{result=\"ok\"} 3"));
         assert!(text.contains("outpost_agent_up 0"));
         assert!(text.contains("# TYPE outpost_agent_spool_records gauge"));
+        assert!(text.contains("outpost_agent_tunnel_up 0"));
+        assert!(text.contains("outpost_agent_tunnel_channels_total{result=\"refused\"} 0"));
+        assert!(text.contains("outpost_agent_tunnel_bytes_total{direction=\"to_target\"} 0"));
         assert!(get("/other").await.starts_with("HTTP/1.1 404"));
         server.abort();
     }

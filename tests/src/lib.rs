@@ -201,7 +201,10 @@ impl Server {
                 "127.0.0.1:0",
             ])
             .args(self.data_args())
-            .env("OUTPOST_LOG", "info")
+            .env(
+                "OUTPOST_LOG",
+                std::env::var("OUTPOST_TEST_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("OUTPOST_DATABASE_URL")
             .env_remove("OUTPOST_CONFIG")
             .stdout(Stdio::null())
@@ -336,6 +339,17 @@ impl Server {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The server's log so far (the restarted process's, after a restart).
+    pub fn log_text(&self) -> String {
+        let restarted = self.dir.path().join("server-restarted.log");
+        let log = if restarted.exists() {
+            restarted
+        } else {
+            self.dir.path().join("server.log")
+        };
+        std::fs::read_to_string(log).unwrap_or_default()
     }
 
     /// Kill the server and start it again on the same HTTP and SSH

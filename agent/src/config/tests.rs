@@ -309,3 +309,154 @@ fn agent_sections_take_defaults_and_check_values() {
     assert_eq!(t.severity, outpost_protocol::Severity::Major);
     assert!(config.metrics.listen.is_some());
 }
+
+fn tunnel(body: &str) -> String {
+    format!("{SERVER}\n[tunnel]\n{body}")
+}
+
+#[test]
+fn sample_tunnel_section_parses_with_a_target() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/outpost-agent.toml");
+    let sample = std::fs::read_to_string(&path).expect("read the sample");
+    let config = AgentConfig::parse(&sample).expect("sample config is valid");
+    assert!(
+        !config.tunnel.enabled(),
+        "the sample opens no tunnel by default"
+    );
+    assert_eq!(config.tunnel.keepalive, Duration::from_secs(30));
+    // The commented example target, enabled.
+    let enabled = sample.replace(
+        "# [[tunnel.targets]]\n# name = \"core-sw-1\"\n# address = \"10.0.0.5\"\n# ports = [22]\n",
+        "[[tunnel.targets]]\nname = \"core-sw-1\"\naddress = \"10.0.0.5\"\nports = [22]\n",
+    );
+    assert_ne!(
+        enabled, sample,
+        "the sample's example target changed; update this test"
+    );
+    let config = AgentConfig::parse(&enabled).expect("sample with a target is valid");
+    let target = config.tunnel.target("core-sw-1").expect("target");
+    assert_eq!(target.address, "10.0.0.5");
+    assert_eq!(target.ports, vec![22]);
+    assert_eq!(
+        config.tunnel.relay.as_ref().map(ToString::to_string),
+        Some("support.example.com:2222".to_owned())
+    );
+}
+
+#[test]
+fn tunnel_defaults() {
+    let config = AgentConfig::parse(SERVER).expect("valid");
+    assert!(!config.tunnel.enabled());
+    assert_eq!(config.tunnel.keepalive, Duration::from_secs(30));
+    assert_eq!(config.tunnel.host_key, None);
+    let relay = config.tunnel.relay.expect("default relay");
+    assert_eq!(
+        (relay.host.as_str(), relay.port),
+        ("support.example.com", 2222)
+    );
+
+    let config = AgentConfig::parse(
+        "[server]\nurl = \"https://[2001:db8::7]:8443/outpost\"\n\n[[tunnel.targets]]\nname = \"sw\"\naddress = \"2001:db8::5\"\n",
+    )
+    .expect("valid");
+    let relay = config.tunnel.relay.clone().expect("default relay");
+    assert_eq!((relay.host.as_str(), relay.port), ("2001:db8::7", 2222));
+    assert_eq!(relay.to_string(), "[2001:db8::7]:2222");
+    let target = config.tunnel.target("sw").expect("target");
+    assert_eq!(target.ports, vec![22]);
+    assert!(target.allows(22) && !target.allows(23) && !target.allows(65558));
+
+    let config = AgentConfig::parse(&tunnel(
+        "relay = \"relay.example.net:22022\"\nkeepalive = \"10s\"\nhost_key = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl relay@example\"\n\n[[tunnel.targets]]\nname = \"core-sw-1\"\naddress = \"[2001:db8::5]\"\nports = [22, 830, 22]\n",
+    ))
+    .expect("valid");
+    let t = &config.tunnel;
+    assert_eq!(
+        t.relay.as_ref().map(ToString::to_string).as_deref(),
+        Some("relay.example.net:22022")
+    );
+    assert_eq!(t.keepalive, Duration::from_secs(10));
+    assert_eq!(
+        t.host_key.as_deref(),
+        Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl")
+    );
+    assert_eq!(t.targets[0].address, "2001:db8::5");
+    assert_eq!(t.targets[0].ports, vec![22, 830]);
+}
+
+#[test]
+fn tunnel_errors_name_key_and_line() {
+    let err = parse_err(&tunnel("relai = \"x:1\"\n"));
+    assert!(err.contains("relai") && err.contains("line 5"), "{err}");
+    let err = parse_err(&tunnel("[[targets]]\nname = \"a\"\naddress = \"h\"\n"));
+    assert!(err.contains("targets"), "{err}");
+    let err = parse_err(&tunnel(
+        "[[tunnel.targets]]\nname = \"a\"\naddress = \"h\"\nport = 22\n",
+    ));
+    assert!(err.contains("port") && err.contains("line 8"), "{err}");
+
+    for relay in [
+        "relay.example.com",
+        "relay:0",
+        "relay:70000",
+        ":22",
+        "2001:db8::1:22",
+        "[::1]",
+    ] {
+        let err = parse_err(&tunnel(&format!("relay = \"{relay}\"\n")));
+        assert!(
+            err.contains("relay must be \"host:port\"") && err.contains("line 5"),
+            "{relay}: {err}"
+        );
+    }
+    let err = parse_err(&tunnel("keepalive = \"soon\"\n"));
+    assert!(err.contains("invalid duration"), "{err}");
+    let err = parse_err(&tunnel("keepalive = \"0s\"\n"));
+    assert!(err.contains("tunnel.keepalive"), "{err}");
+    let err = parse_err(&tunnel("host_key = \"ssh-ed25519 not-base64\"\n"));
+    assert!(
+        err.contains("host_key must be an OpenSSH public key") && err.contains("line 5"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tunnel_targets_are_checked() {
+    let target = |body: &str| format!("{SERVER}\n[[tunnel.targets]]\n{body}");
+    let err = parse_err(&target("name = \"\"\naddress = \"10.0.0.5\"\n"));
+    assert!(
+        err.contains("name must not be empty") && err.contains("line 4"),
+        "{err}"
+    );
+    let err = parse_err(&target("name = \"sw\"\naddress = \"\"\n"));
+    assert!(
+        err.contains("tunnel target \"sw\": address must not be empty"),
+        "{err}"
+    );
+    let err = parse_err(&target("name = \"sw\"\naddress = \"10.0.0.5:22\"\n"));
+    assert!(err.contains("without a port"), "{err}");
+    let err = parse_err(&target(
+        "name = \"sw\"\naddress = \"10.0.0.5\"\nports = [0]\n",
+    ));
+    assert!(err.contains("port 0 is not between 1 and 65535"), "{err}");
+    let err = parse_err(&target(
+        "name = \"sw\"\naddress = \"10.0.0.5\"\nports = [22, 65536]\n",
+    ));
+    assert!(
+        err.contains("port 65536 is not between 1 and 65535"),
+        "{err}"
+    );
+    let err = parse_err(&target(
+        "name = \"sw\"\naddress = \"10.0.0.5\"\nports = []\n",
+    ));
+    assert!(err.contains("at least one port"), "{err}");
+    let err = parse_err(&target("name = \"sw\"\n"));
+    assert!(err.contains("address"), "{err}");
+    let err = parse_err(&format!(
+        "{SERVER}\n[[tunnel.targets]]\nname = \"sw\"\naddress = \"10.0.0.5\"\n\n[[tunnel.targets]]\nname = \"sw\"\naddress = \"10.0.0.6\"\n"
+    ));
+    assert!(
+        err.contains("tunnel.targets: the name \"sw\" is used by more than one target"),
+        "{err}"
+    );
+}

@@ -1,0 +1,1098 @@
+//! The remote-login tunnel: a reverse SSH connection from the agent to the
+//! server's relay, through which engineers reach devices behind the
+//! customer's jump host. The customer opens no inbound port: the agent
+//! dials out.
+//!
+//! # Protocol (the contract with the relay)
+//!
+//! 1. TCP to `tunnel.relay` (default: the host of `server.url`, port 2222),
+//!    then SSH (russh client). The relay's host key must equal the pinned
+//!    one, compared as OpenSSH `algorithm base64` (comment ignored): the
+//!    identity's `ssh_host_key` (learned at enrolment), else
+//!    `tunnel.host_key`. With neither, the agent does not connect and says
+//!    so once; a different key is refused and logged with both SHA256
+//!    fingerprints. A host certificate is accepted only if its key is the
+//!    pinned key.
+//! 2. User name: the agent id; `publickey` authentication with the agent's
+//!    ed25519 identity key (the same key signs the HTTPS uplink).
+//! 3. Global request `tcpip-forward` for address `"outpost"`, port 0; the
+//!    relay binds the tunnel to the authenticated agent.
+//! 4. The relay opens a `forwarded-tcpip` channel per engineer connection,
+//!    with the *connected address* = a target name and *connected port* =
+//!    the port asked for. The agent accepts it only if the name is in
+//!    `[[tunnel.targets]]` and the port in that target's `ports`, and only
+//!    once it has connected to `address:port` (10 s timeout); otherwise the
+//!    channel is refused (`administratively prohibited` or `connect
+//!    failed`) and a warning logged. Every other channel type (session,
+//!    x11, auth-agent, direct-tcpip, streamlocal, unknown) is refused;
+//!    russh itself answers unknown global requests with a failure (only
+//!    keepalives succeed, and announced host keys are ignored).
+//!
+//! # Design
+//!
+//! [`run`] is one task on the daemon's single-threaded runtime: it connects,
+//! holds the connection, and reconnects with exponential back-off (1 s to
+//! 60 s, with random jitter between half and all of the delay; reset once a
+//! connection stayed up 60 s). The first failure in a row is a warning, the
+//! following ones debug lines, with one warning per minute. russh runs the
+//! SSH session in a task of its own (spawned on the same runtime); its
+//! keepalives (`tunnel.keepalive`, 3 unanswered = disconnect) detect a dead
+//! relay, and there is no inactivity timeout.
+//!
+//! Each accepted channel is one more task that splices the channel and the
+//! TCP stream in both directions: an EOF from either side is passed on as
+//! a half-close, and the channel is closed when both directions have
+//! finished (or at once when either side fails or the relay closes it).
+//! Bytes are counted each way into the metrics and logged with the target,
+//! the originator and the duration when the channel closes.
+//!
+//! The targets are read from a [`watch`] channel for every new channel, so
+//! a SIGHUP reload that changes only the targets applies to new channels
+//! and leaves open ones alone; a change of `relay`, `keepalive` or
+//! `host_key` reconnects, and removing every target closes the tunnel.
+//!
+//! ## Memory and back-pressure
+//!
+//! russh delivers each channel's incoming data through a bounded queue of
+//! `channel_buffer_size` messages (of at most `maximum_packet_size` bytes
+//! each), and it re-opens the SSH window as soon as data *arrives*, not
+//! when the application consumes it. So the relay is never slowed down per
+//! channel: when one channel's queue is full, russh's session loop waits
+//! for room, which stalls *every* channel of the connection (and its
+//! keepalive replies). The splice therefore reads each channel promptly;
+//! the only thing that can hold a reader is a target that does not accept
+//! what it is sent, so a write to a target that makes no progress for
+//! [`TARGET_STALL_TIMEOUT`] gives up that channel (dropping its queue,
+//! which frees russh's loop at once). The queue is [`CHANNEL_BUFFER`]
+//! messages of at most 32 KiB, so at most 1 MiB per channel, and at most
+//! [`MAX_CHANNELS`] channels are open at once; target-to-relay data uses
+//! one [`READ_CHUNK`] buffer per channel and waits for the relay's window.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use russh::client::{self, ChannelOpenHandle, DisconnectReason, Msg, Session};
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, Disconnect};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::config::tunnel::normalize_public_key;
+use crate::config::{HostPort, TunnelConfig, TunnelTarget};
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+
+/// The address sent with `tcpip-forward` (the relay ignores it).
+pub const FORWARD_ADDRESS: &str = "outpost";
+/// Shortest wait before reconnecting.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest wait before reconnecting.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A connection that stayed up this long resets the back-off.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// Repeated failures are logged as a warning at most this often.
+const LOUD_EVERY: Duration = Duration::from_secs(60);
+/// TCP connection to the relay.
+const RELAY_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// SSH handshake, authentication and the forwarding request together.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// TCP connection to a target.
+pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write to a target that makes no progress this long closes the channel
+/// (see the module documentation).
+pub const TARGET_STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// After both directions of a channel ended, how long to wait for the
+/// relay's close before closing the channel ourselves. (When the client
+/// closes first, russh 0.65 keeps the channel's queue handle until the
+/// connection ends: a small leak per channel that a prompt relay avoids.)
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Disconnecting politely when the daemon stops.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
+/// Most channels open at once; more are refused.
+pub const MAX_CHANNELS: usize = 64;
+/// russh's per-channel queue of incoming messages (see the module
+/// documentation).
+pub const CHANNEL_BUFFER: usize = 32;
+/// Buffer for reading from a target.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs the tunnel until `shutdown` turns true (or its sender is dropped).
+///
+/// `config` is the current `[tunnel]` section; the tunnel is off while it
+/// has no targets. `identity` gives the agent id (the SSH user name) and
+/// the relay's pinned host key; `key` is the agent's identity key.
+pub async fn run(
+    mut config: watch::Receiver<Arc<TunnelConfig>>,
+    identity: Identity,
+    key: SigningKey,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let key = Arc::new(PrivateKey::from(Ed25519Keypair::from_seed(&key.to_bytes())));
+    let user = identity.agent_id.to_string();
+    let channels = Arc::new(Semaphore::new(MAX_CHANNELS));
+    let mut backoff = BACKOFF_MIN;
+    let mut failures = Failures::default();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let current = Arc::clone(&config.borrow_and_update());
+        let (relay, host_key) = match ready(&current, &identity) {
+            Ok(ready) => ready,
+            Err(idle) => {
+                idle.log();
+                // Nothing to do until the configuration changes.
+                tokio::select! {
+                    () = changed(&mut config) => {
+                        backoff = BACKOFF_MIN;
+                        continue;
+                    }
+                    () = stopped(&mut shutdown) => return,
+                }
+            }
+        };
+        let events = Arc::new(Mutex::new(Events::default()));
+        let agent = Agent {
+            config: config.clone(),
+            pinned: host_key.clone(),
+            metrics: Arc::clone(&metrics),
+            channels: Arc::clone(&channels),
+            events: Arc::clone(&events),
+        };
+        let attempt = tokio::select! {
+            attempt = connect(&current, &relay, &user, &key, agent, &events) => attempt,
+            () = stopped(&mut shutdown) => return,
+        };
+        match attempt {
+            Ok(mut handle) => {
+                failures = Failures::default();
+                metrics.tunnel_up.store(1, Ordering::Relaxed);
+                metrics.tunnel_connects.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    relay = %relay,
+                    targets = current.targets.len(),
+                    "tunnel connected"
+                );
+                let started = Instant::now();
+                let ended = hold(
+                    &mut handle,
+                    (&current, &host_key, &identity),
+                    &mut config,
+                    &mut shutdown,
+                )
+                .await;
+                metrics.tunnel_up.store(0, Ordering::Relaxed);
+                let reason = match &ended {
+                    Ended::Dropped(reason) => reason.clone(),
+                    Ended::Stopped => "the agent is stopping".to_owned(),
+                    Ended::Reconfigured => "the [tunnel] configuration changed".to_owned(),
+                };
+                let remote = lock(&events).remote_disconnect.take();
+                tracing::info!(
+                    relay = %relay,
+                    up = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())),
+                    reason = %reason,
+                    relay_said = remote.as_deref(),
+                    "tunnel disconnected"
+                );
+                match ended {
+                    Ended::Stopped => return,
+                    Ended::Reconfigured => {
+                        backoff = BACKOFF_MIN;
+                        continue;
+                    }
+                    Ended::Dropped(_) => {}
+                }
+                if started.elapsed() >= STABLE_AFTER {
+                    backoff = BACKOFF_MIN;
+                }
+            }
+            Err(failure) => failures.report(&relay, &failure, backoff),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(jittered(backoff)) => {}
+            // A reload (a new host key, another relay) is worth trying at once.
+            () = changed(&mut config) => {}
+            () = stopped(&mut shutdown) => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Why the tunnel does not try to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Idle {
+    NoTargets,
+    NoRelay,
+    NoHostKey,
+    BadHostKey(String),
+}
+
+impl Idle {
+    fn log(&self) {
+        match self {
+            Idle::NoTargets => tracing::debug!("tunnel off: no [[tunnel.targets]]"),
+            Idle::NoRelay => tracing::error!(
+                "tunnel off: no relay address; set tunnel.relay = \"host:port\""
+            ),
+            Idle::NoHostKey => tracing::error!(
+                "tunnel off: the relay's SSH host key is unknown (identity.json has no ssh_host_key); re-enrol the agent or set tunnel.host_key"
+            ),
+            Idle::BadHostKey(why) => tracing::error!(
+                error = %why,
+                "tunnel off: the relay's SSH host key in identity.json is invalid; re-enrol the agent"
+            ),
+        }
+    }
+}
+
+/// The relay's address and pinned host key, or why not to connect.
+fn ready(config: &TunnelConfig, identity: &Identity) -> Result<(HostPort, String), Idle> {
+    if !config.enabled() {
+        return Err(Idle::NoTargets);
+    }
+    let relay = config.relay.clone().ok_or(Idle::NoRelay)?;
+    let host_key = pinned_host_key(identity, config)?;
+    Ok((relay, host_key))
+}
+
+/// The pinned relay host key (`algorithm base64`): the identity's, else
+/// the configuration's.
+fn pinned_host_key(identity: &Identity, config: &TunnelConfig) -> Result<String, Idle> {
+    match (&identity.ssh_host_key, &config.host_key) {
+        (Some(key), _) => normalize_public_key(key).map_err(Idle::BadHostKey),
+        (None, Some(key)) => Ok(key.clone()),
+        (None, None) => Err(Idle::NoHostKey),
+    }
+}
+
+/// Waits until `shutdown` turns true or its sender is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// Waits for the next change of `config`; forever if its sender is gone.
+async fn changed(config: &mut watch::Receiver<Arc<TunnelConfig>>) {
+    if config.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Between half and all of `backoff`, at random.
+fn jittered(backoff: Duration) -> Duration {
+    let mut bytes = [0u8; 4];
+    let fraction = match getrandom::getrandom(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 1.0,
+    };
+    let half = backoff / 2;
+    half + half.mul_f64(fraction)
+}
+
+/// Failed connection attempts in a row, for quiet logging: the first is a
+/// warning, the following ones debug lines, with one warning per minute.
+#[derive(Debug, Default)]
+struct Failures {
+    count: u32,
+    last_loud: Option<Instant>,
+}
+
+impl Failures {
+    fn report(&mut self, relay: &HostPort, failure: &Failure, retry_in: Duration) {
+        self.count += 1;
+        let loud = self.last_loud.is_none_or(|at| at.elapsed() >= LOUD_EVERY);
+        if loud {
+            self.last_loud = Some(Instant::now());
+        }
+        let failures = self.count;
+        match (failure, loud) {
+            (Failure::HostKey(mismatch), true) => tracing::error!(
+                relay = %relay,
+                expected = %mismatch.expected,
+                presented = %mismatch.presented,
+                failures,
+                "tunnel: the relay's SSH host key is not the pinned one; refused (re-enrol the agent if the relay's key really changed)"
+            ),
+            (failure, true) => tracing::warn!(
+                relay = %relay,
+                error = %failure,
+                failures,
+                retry_in = ?retry_in,
+                "tunnel: cannot connect to the relay"
+            ),
+            (failure, false) => tracing::debug!(
+                relay = %relay,
+                error = %failure,
+                failures,
+                retry_in = ?retry_in,
+                "tunnel: cannot connect to the relay"
+            ),
+        }
+    }
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug)]
+enum Failure {
+    Tcp(io::Error),
+    Timeout(&'static str),
+    HostKey(HostKeyMismatch),
+    Ssh(russh::Error),
+    AuthRefused,
+    ForwardRefused,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Tcp(err) => write!(f, "TCP: {err}"),
+            Failure::Timeout(step) => write!(f, "timed out during {step}"),
+            Failure::HostKey(m) => write!(
+                f,
+                "host key {} is not the pinned {}",
+                m.presented, m.expected
+            ),
+            Failure::Ssh(err) => write!(f, "SSH: {err}"),
+            Failure::AuthRefused => f.write_str("the relay refused the agent's key"),
+            Failure::ForwardRefused => f.write_str("the relay refused the tcpip-forward request"),
+        }
+    }
+}
+
+/// SHA256 fingerprints of the pinned and the presented host key.
+#[derive(Debug, Clone)]
+struct HostKeyMismatch {
+    expected: String,
+    presented: String,
+}
+
+/// What the session's handler tells the connection loop.
+#[derive(Debug, Default)]
+struct Events {
+    host_key_mismatch: Option<HostKeyMismatch>,
+    remote_disconnect: Option<String>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One connection: TCP, SSH handshake with host key check, authentication,
+/// and the forwarding request.
+async fn connect(
+    config: &TunnelConfig,
+    relay: &HostPort,
+    user: &str,
+    key: &Arc<PrivateKey>,
+    agent: Agent,
+    events: &Mutex<Events>,
+) -> Result<client::Handle<Agent>, Failure> {
+    let tcp = tokio::time::timeout(
+        RELAY_CONNECT_TIMEOUT,
+        TcpStream::connect((relay.host.as_str(), relay.port)),
+    )
+    .await
+    .map_err(|_| Failure::Timeout("the TCP connection"))?
+    .map_err(Failure::Tcp)?;
+    // Interactive sessions go through the tunnel.
+    let _ = tcp.set_nodelay(true);
+    let ssh = Arc::new(client::Config {
+        keepalive_interval: Some(config.keepalive),
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        channel_buffer_size: CHANNEL_BUFFER,
+        ..client::Config::default()
+    });
+    let handshake = async {
+        let mut handle =
+            client::connect_stream(ssh, tcp, agent)
+                .await
+                .map_err(|err| match lock(events).host_key_mismatch.take() {
+                    Some(mismatch) => Failure::HostKey(mismatch),
+                    None => Failure::Ssh(err),
+                })?;
+        let auth = handle
+            .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::clone(key), None))
+            .await
+            .map_err(Failure::Ssh)?;
+        if !auth.success() {
+            return Err(Failure::AuthRefused);
+        }
+        handle
+            .tcpip_forward(FORWARD_ADDRESS, 0)
+            .await
+            .map_err(|err| match err {
+                russh::Error::RequestDenied => Failure::ForwardRefused,
+                err => Failure::Ssh(err),
+            })?;
+        Ok(handle)
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .map_err(|_| Failure::Timeout("the SSH handshake"))?
+}
+
+/// How a held connection ended.
+enum Ended {
+    /// The connection dropped (the reason).
+    Dropped(String),
+    /// The daemon is stopping.
+    Stopped,
+    /// The relay, keepalive or host key changed, or the targets are gone.
+    Reconfigured,
+}
+
+/// Holds a connection until it drops, the daemon stops, or a reload needs
+/// another connection. `connected_with` is the configuration, pinned host
+/// key and identity the connection was made with.
+async fn hold(
+    handle: &mut client::Handle<Agent>,
+    connected_with: (&TunnelConfig, &str, &Identity),
+    config: &mut watch::Receiver<Arc<TunnelConfig>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ended {
+    let (old, pinned, identity) = connected_with;
+    loop {
+        tokio::select! {
+            result = &mut *handle => {
+                return Ended::Dropped(match result {
+                    Ok(()) => "the relay closed the connection".to_owned(),
+                    Err(err) => err.to_string(),
+                });
+            }
+            () = stopped(shutdown) => {
+                disconnect(handle, "the agent is stopping").await;
+                return Ended::Stopped;
+            }
+            () = changed(config) => {
+                let new = Arc::clone(&config.borrow_and_update());
+                if !new.enabled() {
+                    tracing::info!("tunnel: no more targets; closing the tunnel");
+                    disconnect(handle, "no more targets").await;
+                    return Ended::Reconfigured;
+                }
+                if new.relay != old.relay
+                    || new.keepalive != old.keepalive
+                    || pinned_host_key(identity, &new).ok().as_deref() != Some(pinned)
+                {
+                    tracing::info!("tunnel: [tunnel] relay, keepalive or host_key changed; reconnecting");
+                    disconnect(handle, "reconfigured").await;
+                    return Ended::Reconfigured;
+                }
+                tracing::info!(
+                    targets = new.targets.len(),
+                    "tunnel: targets updated; open channels stay"
+                );
+            }
+        }
+    }
+}
+
+async fn disconnect(handle: &mut client::Handle<Agent>, why: &str) {
+    let _ = handle.disconnect(Disconnect::ByApplication, why, "").await;
+    let _ = tokio::time::timeout(DISCONNECT_GRACE, &mut *handle).await;
+}
+
+/// The russh client handler of one connection.
+struct Agent {
+    config: watch::Receiver<Arc<TunnelConfig>>,
+    /// The pinned host key, `algorithm base64`.
+    pinned: String,
+    metrics: Arc<Metrics>,
+    channels: Arc<Semaphore>,
+    events: Arc<Mutex<Events>>,
+}
+
+impl Agent {
+    fn refuse_kind(&self, kind: &str) {
+        self.metrics
+            .tunnel_channels_refused
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            kind,
+            "tunnel: refused a channel of a type the agent never accepts"
+        );
+    }
+}
+
+fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// `algorithm base64` of a public key.
+fn openssh_text(key: &PublicKey) -> Option<String> {
+    let text = key.to_openssh().ok()?;
+    Some(
+        text.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+impl client::Handler for Agent {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let presented = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
+        };
+        if openssh_text(&presented).as_deref() == Some(self.pinned.as_str()) {
+            return Ok(true);
+        }
+        let expected = PublicKey::from_openssh(&self.pinned)
+            .map(|key| fingerprint(&key))
+            .unwrap_or_else(|_| "(invalid)".to_owned());
+        lock(&self.events).host_key_mismatch = Some(HostKeyMismatch {
+            expected,
+            presented: fingerprint(&presented),
+        });
+        Ok(false)
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let originator = if originator_address.contains(':') {
+            format!("[{originator_address}]:{originator_port}")
+        } else {
+            format!("{originator_address}:{originator_port}")
+        };
+        let target = self.config.borrow().target(connected_address).cloned();
+        let refused = |why: &str| {
+            self.metrics
+                .tunnel_channels_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target = ?connected_address,
+                port = connected_port,
+                originator = ?originator,
+                "tunnel: refused a channel: {why}"
+            );
+        };
+        let Some(target) = target else {
+            refused("the target is not in tunnel.targets");
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let port = match u16::try_from(connected_port) {
+            Ok(port) if target.allows(connected_port) => port,
+            _ => {
+                refused("the port is not in the target's ports");
+                reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+                return Ok(());
+            }
+        };
+        let Ok(permit) = Arc::clone(&self.channels).try_acquire_owned() else {
+            refused("too many open channels");
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
+        // Connecting takes up to 10 s: not in the session's loop.
+        tokio::spawn(forward(
+            channel,
+            reply,
+            target,
+            port,
+            originator,
+            Arc::clone(&self.metrics),
+            permit,
+        ));
+        Ok(())
+    }
+
+    // russh accepts the following channel types by default: refuse each.
+
+    async fn server_channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_kind("session");
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_kind("direct-tcpip");
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_kind("direct-streamlocal@openssh.com");
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_kind("forwarded-streamlocal@openssh.com");
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_kind("auth-agent@openssh.com");
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_kind("x11");
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn should_accept_unknown_server_channel(
+        &mut self,
+        _id: ChannelId,
+        channel_type: &str,
+    ) -> bool {
+        // russh then answers "unknown channel type".
+        self.refuse_kind(&format!("{channel_type:?}"));
+        false
+    }
+
+    async fn server_channel_open_unknown(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Not reached (unknown types are refused above); refuse anyway.
+        reply.reject(ChannelOpenFailure::UnknownChannelType).await;
+        Ok(())
+    }
+
+    async fn openssh_ext_host_keys_announced(
+        &mut self,
+        keys: Vec<PublicKey>,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Only the pinned key is trusted; announced keys are not used.
+        tracing::debug!(
+            keys = keys.len(),
+            "tunnel: the relay announced host keys; ignored"
+        );
+        Ok(())
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        match reason {
+            DisconnectReason::ReceivedDisconnect(info) => {
+                lock(&self.events).remote_disconnect =
+                    Some(format!("{:?}: {}", info.reason_code, info.message));
+                Ok(())
+            }
+            DisconnectReason::Error(err) => Err(err),
+        }
+    }
+}
+
+/// Connects to the target, then accepts the channel and splices it.
+async fn forward(
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    target: TunnelTarget,
+    port: u16,
+    originator: String,
+    metrics: Arc<Metrics>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let connected = tokio::time::timeout(
+        TARGET_CONNECT_TIMEOUT,
+        TcpStream::connect((target.address.as_str(), port)),
+    )
+    .await;
+    let stream = match connected {
+        Ok(Ok(stream)) => stream,
+        failed => {
+            let error = match failed {
+                Ok(Err(err)) => err.to_string(),
+                _ => format!("no answer within {}s", TARGET_CONNECT_TIMEOUT.as_secs()),
+            };
+            metrics
+                .tunnel_channels_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target = %target.name,
+                address = %target.address,
+                port,
+                originator = ?originator,
+                error = %error,
+                "tunnel: refused a channel: cannot connect to the target"
+            );
+            reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    reply.accept().await;
+    metrics
+        .tunnel_channels_accepted
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(target = %target.name, port, originator = ?originator, "tunnel: channel open");
+    let started = Instant::now();
+    let counts = Counts::default();
+    let end = splice(channel, stream, &counts, &metrics).await;
+    tracing::info!(
+        target = %target.name,
+        port,
+        originator = ?originator,
+        bytes_to_target = counts.to_target.load(Ordering::Relaxed),
+        bytes_from_target = counts.from_target.load(Ordering::Relaxed),
+        duration = %humantime::format_duration(millis(started.elapsed())),
+        end = %end,
+        "tunnel: channel closed"
+    );
+}
+
+/// Bytes carried by one channel.
+#[derive(Debug, Default)]
+struct Counts {
+    to_target: AtomicU64,
+    from_target: AtomicU64,
+}
+
+/// How the relay-to-target direction ended.
+enum Down {
+    /// The relay sent EOF; the target's write side is shut down.
+    Eof,
+    /// The relay closed the channel (or the connection went away).
+    Closed,
+    /// The target accepted nothing for [`TARGET_STALL_TIMEOUT`].
+    Stalled,
+    /// Writing to the target failed.
+    Failed(io::Error),
+}
+
+/// How the target-to-relay direction ended.
+enum Up {
+    /// The target closed its side; EOF sent on the channel.
+    Eof,
+    /// Reading from the target failed.
+    Failed(io::Error),
+    /// The channel cannot take data any more.
+    ChannelGone,
+}
+
+/// Copies the channel to the target and back until both directions are
+/// done or one fails; returns how it ended, for the log.
+async fn splice(
+    channel: Channel<Msg>,
+    stream: TcpStream,
+    counts: &Counts,
+    metrics: &Metrics,
+) -> String {
+    let (rx, tx) = channel.split();
+    let (tcp_read, tcp_write) = stream.into_split();
+    let down = downstream(rx, tcp_write, counts, metrics);
+    let up = upstream(tcp_read, &tx, counts, metrics);
+    tokio::pin!(down, up);
+    let mut down_eof = false;
+    let mut up_eof = false;
+    // The channel after the relay's EOF: still read, for its close.
+    let mut rx_after_eof: Option<ChannelReadHalf> = None;
+    let end = loop {
+        tokio::select! {
+            (ended, rx) = &mut down, if !down_eof => match ended {
+                Down::Eof => {
+                    down_eof = true;
+                    rx_after_eof = Some(rx);
+                    if up_eof {
+                        break None;
+                    }
+                }
+                Down::Closed => break Some("closed by the relay".to_owned()),
+                Down::Stalled => break Some(format!(
+                    "the target accepted no data for {}s",
+                    TARGET_STALL_TIMEOUT.as_secs()
+                )),
+                Down::Failed(err) => break Some(format!("writing to the target: {err}")),
+            },
+            ended = &mut up, if !up_eof => match ended {
+                Up::Eof => {
+                    up_eof = true;
+                    if down_eof {
+                        break None;
+                    }
+                }
+                Up::Failed(err) => break Some(format!("reading from the target: {err}")),
+                Up::ChannelGone => break Some("closed by the relay".to_owned()),
+            },
+            msg = next_message(&mut rx_after_eof), if rx_after_eof.is_some() => match msg {
+                Some(ChannelMsg::Close) | None => break Some("closed by the relay".to_owned()),
+                // Anything after EOF is dropped.
+                Some(_) => {}
+            },
+        }
+    };
+    let end = match end {
+        Some(end) => end,
+        None => {
+            // Both directions finished: let the relay close first if it
+            // does so promptly (see CLOSE_GRACE), then close.
+            if let Some(rx) = rx_after_eof.as_mut() {
+                let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                    while !matches!(rx.wait().await, Some(ChannelMsg::Close) | None) {}
+                })
+                .await;
+            }
+            "both sides finished".to_owned()
+        }
+    };
+    let _ = tx.close().await;
+    end
+}
+
+/// `duration` to the millisecond, for logs.
+fn millis(duration: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
+
+async fn next_message(rx: &mut Option<ChannelReadHalf>) -> Option<ChannelMsg> {
+    match rx {
+        Some(rx) => rx.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Relay to target. Returns the channel's read half so that the caller can
+/// keep reading it after EOF.
+async fn downstream(
+    mut rx: ChannelReadHalf,
+    mut tcp: OwnedWriteHalf,
+    counts: &Counts,
+    metrics: &Metrics,
+) -> (Down, ChannelReadHalf) {
+    loop {
+        let ended = match rx.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                match tokio::time::timeout(TARGET_STALL_TIMEOUT, tcp.write_all(&data)).await {
+                    Ok(Ok(())) => {
+                        let n = data.len() as u64;
+                        counts.to_target.fetch_add(n, Ordering::Relaxed);
+                        metrics
+                            .tunnel_bytes_to_target
+                            .fetch_add(n, Ordering::Relaxed);
+                        continue;
+                    }
+                    Ok(Err(err)) => Down::Failed(err),
+                    Err(_) => Down::Stalled,
+                }
+            }
+            Some(ChannelMsg::Eof) => {
+                // Half-close: the target reads EOF and may still answer.
+                let _ = tcp.shutdown().await;
+                Down::Eof
+            }
+            Some(ChannelMsg::Close) | None => Down::Closed,
+            // Extended data, window adjustments, requests: not for a
+            // forwarded TCP connection.
+            Some(_) => continue,
+        };
+        return (ended, rx);
+    }
+}
+
+/// Target to relay; russh waits for the relay's window.
+async fn upstream(
+    mut tcp: OwnedReadHalf,
+    tx: &russh::ChannelWriteHalf<Msg>,
+    counts: &Counts,
+    metrics: &Metrics,
+) -> Up {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match tcp.read(&mut buf).await {
+            Ok(0) => {
+                let _ = tx.eof().await;
+                return Up::Eof;
+            }
+            Ok(n) => n,
+            Err(err) => return Up::Failed(err),
+        };
+        let Some(chunk) = buf.get(..n) else {
+            return Up::Failed(io::Error::other("read past the buffer"));
+        };
+        if tx.data_bytes(chunk.to_vec()).await.is_err() {
+            return Up::ChannelGone;
+        }
+        let n = n as u64;
+        counts.from_target.fetch_add(n, Ordering::Relaxed);
+        metrics
+            .tunnel_bytes_from_target
+            .fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(ssh_host_key: Option<&str>) -> Identity {
+        Identity {
+            agent_id: uuid::Uuid::nil(),
+            server_url: "https://support.example.com".into(),
+            server_tls_pin_sha256: None,
+            ssh_host_key: ssh_host_key.map(str::to_owned),
+            heartbeat_interval_secs: 60,
+            public_key: String::new(),
+            enrolled_at: chrono::Utc::now(),
+        }
+    }
+
+    fn tunnel(host_key: Option<&str>, targets: usize) -> TunnelConfig {
+        TunnelConfig {
+            relay: Some(HostPort {
+                host: "relay.example.com".into(),
+                port: 2222,
+            }),
+            host_key: host_key.map(str::to_owned),
+            targets: (0..targets)
+                .map(|i| TunnelTarget {
+                    name: format!("t{i}"),
+                    address: "192.0.2.1".into(),
+                    ports: vec![22],
+                })
+                .collect(),
+            ..TunnelConfig::default()
+        }
+    }
+
+    fn public_key_text(seed: u8) -> String {
+        let key = PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]));
+        openssh_text(key.public_key()).expect("encode")
+    }
+
+    #[test]
+    fn the_identity_host_key_wins_over_the_config() {
+        let (key_a, key_b) = (public_key_text(1), public_key_text(2));
+        let with_comment = format!("{key_a} relay@example");
+        assert_eq!(
+            ready(&tunnel(Some(&key_b), 1), &identity(Some(&with_comment))),
+            Ok((
+                HostPort {
+                    host: "relay.example.com".into(),
+                    port: 2222
+                },
+                key_a.clone()
+            ))
+        );
+        assert_eq!(
+            pinned_host_key(&identity(None), &tunnel(Some(&key_b), 1)),
+            Ok(key_b.clone())
+        );
+        assert_eq!(
+            pinned_host_key(&identity(None), &tunnel(None, 1)),
+            Err(Idle::NoHostKey)
+        );
+        assert!(matches!(
+            pinned_host_key(&identity(Some("ssh-ed25519 nonsense")), &tunnel(None, 1)),
+            Err(Idle::BadHostKey(_))
+        ));
+        assert_eq!(
+            ready(&tunnel(Some(&key_b), 0), &identity(None)),
+            Err(Idle::NoTargets)
+        );
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_all() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_secs(8));
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs(8),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failures_are_loud_once_per_minute() {
+        let relay = HostPort {
+            host: "r".into(),
+            port: 1,
+        };
+        let mut failures = Failures::default();
+        failures.report(&relay, &Failure::AuthRefused, BACKOFF_MIN);
+        let first = failures.last_loud.expect("first failure is loud");
+        failures.report(&relay, &Failure::AuthRefused, BACKOFF_MIN);
+        assert_eq!(failures.last_loud, Some(first));
+        assert_eq!(failures.count, 2);
+    }
+}

@@ -1,0 +1,539 @@
+//! Remote login end to end: the stock OpenSSH client (`ssh -J`, `ssh -W`)
+//! through the real server's relay and a real agent's reverse tunnel to a
+//! real `sshd` and to a plain TCP service, only while a case grants it.
+
+use anyhow::{bail, Context, Result};
+use outpost_tests::{enroll_agent, wait_until, AgentProcess, Backend, Server, Sshd, World};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A TCP echo service on loopback, on its own threads (the test's runtime
+/// blocks while it waits for ssh).
+fn echo_service() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let Ok(mut reader) = stream.try_clone() else {
+                    return;
+                };
+                let mut writer = stream;
+                let _ = std::io::copy(&mut reader, &mut writer);
+                let _ = writer.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    Ok(port)
+}
+
+fn keygen(path: &Path) -> Result<String> {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "engineer@test", "-f"])
+        .arg(path)
+        .output()?;
+    if !out.status.success() {
+        bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(std::fs::read_to_string(path.with_extension("pub"))?
+        .trim()
+        .to_string())
+}
+
+/// The engineer's OpenSSH client setup: a config with their key and a
+/// known_hosts that pins the relay's and the device's host keys.
+struct Client {
+    config: PathBuf,
+    relay: String,
+}
+
+impl Client {
+    fn new(dir: &Path, name: &str, key: &Path, known_hosts: &str, relay: &str) -> Result<Client> {
+        let kh = dir.join(format!("{name}_known_hosts"));
+        std::fs::write(&kh, known_hosts)?;
+        let config = dir.join(format!("{name}_ssh_config"));
+        std::fs::write(
+            &config,
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  \
+                 GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  \
+                 ConnectTimeout 10\n  LogLevel ERROR\n",
+                key.display(),
+                kh.display()
+            ),
+        )?;
+        Ok(Client {
+            config,
+            relay: relay.to_string(),
+        })
+    }
+
+    fn relay_host_port(&self) -> (&str, &str) {
+        self.relay.rsplit_once(':').unwrap_or((&self.relay, "22"))
+    }
+
+    /// `ssh -W target:port user@relay`, feeding `input`; its output.
+    fn forward(&self, user: &str, target: &str, port: u16, input: &str) -> Result<Output> {
+        let mut child = self.forward_child(user, target, port)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes())?;
+        }
+        wait_output(child, Duration::from_secs(30))
+    }
+
+    fn forward_child(&self, user: &str, target: &str, port: u16) -> Result<Child> {
+        let (host, relay_port) = self.relay_host_port();
+        Ok(Command::new("ssh")
+            .arg("-F")
+            .arg(&self.config)
+            .args(["-p", relay_port, "-W", &format!("{target}:{port}")])
+            .arg(format!("{user}@{host}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?)
+    }
+
+    /// `ssh -J user@relay -p port login@device command`.
+    fn jump(&self, user: &str, device: &str, port: u16, login: &str, cmd: &str) -> Result<Output> {
+        let child = Command::new("ssh")
+            .arg("-F")
+            .arg(&self.config)
+            .args(["-J", &format!("{user}@{}", self.relay)])
+            .args(["-p", &port.to_string()])
+            .arg(format!("{login}@{device}"))
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        wait_output(child, Duration::from_secs(30))
+    }
+}
+
+fn wait_output(mut child: Child, limit: Duration) -> Result<Output> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(child.wait_with_output()?);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output()?;
+            bail!(
+                "ssh did not finish in {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn whoami() -> Result<String> {
+    let out = Command::new("id").arg("-un").output()?;
+    Ok(text(&out.stdout).trim().to_string())
+}
+
+fn agent_config(dir: &Path, base: &str, relay: &str, name: &str, ports: &[u16]) -> Result<PathBuf> {
+    let config = dir.join(format!("{name}.toml"));
+    let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nurl = \"{base}\"\nidentity_dir = \"{}\"\n\n[host]\nenabled = false\n\n\
+             [tunnel]\nrelay = \"{relay}\"\nkeepalive = \"5s\"\n\n\
+             [[tunnel.targets]]\nname = \"sw1\"\naddress = \"127.0.0.1\"\nports = [{}]\n",
+            dir.join(format!("{name}-identity")).display(),
+            ports.join(", ")
+        ),
+    )?;
+    Ok(config)
+}
+
+fn identity(dir: &Path, name: &str) -> Result<Value> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(
+        dir.join(format!("{name}-identity")).join("identity.json"),
+    )?)?)
+}
+
+async fn tunnels_up(s: &Server, n: usize) -> Result<()> {
+    wait_until("agent tunnels on the relay", 30, async || {
+        // Errors (a pooled connection to a restarted server) mean "not yet".
+        let Ok(reply) = s.http.get(format!("{}/metrics", s.base)).send().await else {
+            return Ok(false);
+        };
+        let text = reply.text().await.unwrap_or_default();
+        Ok(text
+            .lines()
+            .any(|l| l == format!("outpost_relay_tunnels {n}")))
+    })
+    .await
+}
+
+async fn last_attempt(s: &Server, w: &World) -> Result<Value> {
+    let (_, v) = s
+        .get("/api/v1/remote-attempts?limit=1", &w.dispatcher)
+        .await?;
+    v.get(0).cloned().context("an attempt was logged")
+}
+
+#[tokio::test]
+async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
+    let Some(sshd) = Sshd::start()? else {
+        return Ok(());
+    };
+    let mut s = Server::start(Backend::Sqlite).await?;
+    let w = World::build(&s).await?;
+    let echo = echo_service()?;
+    let dir = tempfile::tempdir()?;
+    let login = whoami()?;
+
+    // The engineer's key, registered on their user (and let into the device).
+    let key = dir.path().join("engineer");
+    let public = keygen(&key)?;
+    s.post_ok(
+        &format!("/api/v1/users/{}/ssh-keys", w.engineer.0),
+        &w.engineer.1,
+        json!({ "public_key": public }),
+    )
+    .await?;
+    sshd.authorize(&public)?;
+    let (_, me) = s.get("/api/v1/me", &w.engineer.1).await?;
+    let engineer = me["username"].as_str().context("username")?.to_string();
+
+    // The customer's agent, enrolled, with the device behind it.
+    let config = agent_config(dir.path(), &s.base, &s.ssh, "a", &[sshd.port, echo])?;
+    enroll_agent(&s, &w.dispatcher, w.org_a, &config).await?;
+    let id = identity(dir.path(), "a")?;
+    let relay_key = id["ssh_host_key"]
+        .as_str()
+        .context("ssh_host_key at enrolment")?;
+    let agent_uuid = id["agent_id"].as_str().context("agent_id")?.to_string();
+    let mut agent = AgentProcess::start(&config, &dir.path().join("agent-a.log"))?;
+    s.call(
+        Method::PUT,
+        &format!("/api/v1/devices/{}/agent", w.device_a),
+        &w.dispatcher,
+        Some(json!({ "agent_id": agent_uuid, "target": "sw1" })),
+    )
+    .await
+    .and_then(|(st, v)| {
+        anyhow::ensure!(st.is_success(), "bind device: {st} {v}");
+        Ok(())
+    })?;
+    let (_, device) = s
+        .get(&format!("/api/v1/devices/{}", w.device_a), &w.dispatcher)
+        .await?;
+    let device = device["name"].as_str().context("device name")?.to_string();
+    let (_, other) = s
+        .get(&format!("/api/v1/devices/{}", w.device_b), &w.dispatcher)
+        .await?;
+    let other = other["name"].as_str().context("device name")?.to_string();
+    tunnels_up(&s, 1).await.with_context(|| agent.log_text())?;
+
+    let (host, port) = s.ssh.rsplit_once(':').context("relay address")?;
+    let known = format!(
+        "[{host}]:{port} {relay_key}\n[{device}]:{} {}\n",
+        sshd.port, sshd.host_key
+    );
+    let eng = Client::new(dir.path(), "eng", &key, &known, &s.ssh)?;
+
+    // No case: refused, and the refusal is logged.
+    let out = eng
+        .forward(&engineer, &device, echo, "ping\n")
+        .with_context(|| s.log_text())?;
+    assert!(
+        !out.status.success(),
+        "no case, no access: {}",
+        text(&out.stdout)
+    );
+    let a = last_attempt(&s, &w).await?;
+    assert_eq!(a["allowed"], false, "{a}");
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no open case"),
+        "{a}"
+    );
+
+    // A case on the device assigned to the engineer: allowed, to a plain TCP
+    // service and, with ssh -J, to the device's sshd.
+    let number = w.open_case(&s, false, "switch port flapping").await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{number}/assign"),
+        &w.dispatcher,
+        json!({ "assignee_id": w.engineer.0 }),
+    )
+    .await?;
+    let out = eng.forward(&engineer, &device, echo, "ping\n")?;
+    assert_eq!(text(&out.stdout), "ping\n", "{}", text(&out.stderr));
+    let out = eng.forward(&engineer, &number, echo, "by case number\n")?;
+    assert_eq!(
+        text(&out.stdout),
+        "by case number\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = eng.jump(
+        &engineer,
+        &device,
+        sshd.port,
+        &login,
+        "echo hello-from-the-device",
+    )?;
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "hello-from-the-device",
+        "{}\n{}",
+        text(&out.stderr),
+        sshd.log_text()
+    );
+    // A port the agent does not allow is refused by the agent.
+    let out = eng.forward(&engineer, &device, 9, "x")?;
+    assert!(!out.status.success());
+
+    // Another engineer, a device of another customer: refused.
+    let key2 = dir.path().join("engineer2");
+    let public2 = keygen(&key2)?;
+    s.post_ok(
+        &format!("/api/v1/users/{}/ssh-keys", w.engineer2.0),
+        &w.engineer2.1,
+        json!({ "public_key": public2 }),
+    )
+    .await?;
+    let (_, me2) = s.get("/api/v1/me", &w.engineer2.1).await?;
+    let engineer2 = me2["username"].as_str().context("username")?.to_string();
+    let eng2 = Client::new(dir.path(), "eng2", &key2, &known, &s.ssh)?;
+    let out = eng2.forward(&engineer2, &device, echo, "ping\n")?;
+    assert!(!out.status.success(), "not their case");
+    let out = eng.forward(&engineer, &other, echo, "ping\n")?;
+    assert!(!out.status.success(), "another customer's device");
+    // A key registered to someone else does not log in as the engineer.
+    let out = eng2.forward(&engineer, &device, echo, "ping\n")?;
+    assert!(!out.status.success(), "wrong key for the user");
+
+    // A live session is cut when its case is resolved.
+    let mut live = eng.forward_child(&engineer, &device, echo)?;
+    wait_until("a live session", 20, async || {
+        let (_, v) = s
+            .get("/api/v1/remote-sessions?live=true", &w.dispatcher)
+            .await?;
+        Ok(v.as_array().is_some_and(|a| a.len() == 1))
+    })
+    .await?;
+    for step in ["responded", "resolved"] {
+        s.post_ok(
+            &format!("/api/v1/cases/{number}/status"),
+            &w.engineer.1,
+            json!({ "status": step, "reason": "fixed" }),
+        )
+        .await?;
+    }
+    let cut_at = Instant::now();
+    while live.try_wait()?.is_none() {
+        if cut_at.elapsed() > Duration::from_secs(10) {
+            let _ = live.kill();
+            bail!("the session outlived its case");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "session cut {:?} after the case was resolved",
+        cut_at.elapsed()
+    );
+    let (_, sessions) = s
+        .get(
+            &format!("/api/v1/remote-sessions?case={number}"),
+            &w.dispatcher,
+        )
+        .await?;
+    let cut = sessions
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|x| x["end_reason"] == "case resolved or closed")
+        })
+        .cloned()
+        .context(format!("a session cut for the case: {sessions}"))?;
+    assert_eq!(cut["live"], false);
+    let (_, history) = s
+        .get(&format!("/api/v1/cases/{number}/activities"), &w.dispatcher)
+        .await?;
+    let remote: Vec<&Value> = history
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["kind"] == "remote_session").collect())
+        .unwrap_or_default();
+    assert!(
+        remote.len() >= 8,
+        "a started and an ended entry per session: {}",
+        remote.len()
+    );
+    assert!(
+        remote.iter().any(|e| e["bytes_to_device"] == 5
+            && e["bytes_from_device"] == 5
+            && e["engineer"]["id"] == w.engineer.0
+            && e["end_reason"] == "closed"),
+        "bytes each way recorded: {history}"
+    );
+    // And no new session while the case is resolved.
+    let out = eng.forward(&engineer, &device, echo, "ping\n")?;
+    assert!(!out.status.success(), "resolved case, no access");
+
+    // Reopened, after a server restart: the agent reconnects by itself.
+    s.post_ok(
+        &format!("/api/v1/cases/{number}/status"),
+        &w.engineer.1,
+        json!({ "status": "reopened", "reason": "came back" }),
+    )
+    .await?;
+    s.restart()?;
+    tunnels_up(&s, 1).await.with_context(|| agent.log_text())?;
+    let out = eng.forward(&engineer, &device, echo, "again\n")?;
+    assert_eq!(text(&out.stdout), "again\n", "{}", text(&out.stderr));
+
+    // Where the contract asks for it, a customer user's approval is needed;
+    // revoking it cuts the live session.
+    let (_, case) = s
+        .get(&format!("/api/v1/cases/{number}"), &w.dispatcher)
+        .await?;
+    let contract = case["contract_id"]
+        .as_i64()
+        .context("the case's contract")?;
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/contracts/{contract}"),
+            &w.dispatcher,
+            Some(json!({ "remote_access_approval": true })),
+        )
+        .await?;
+    assert!(st.is_success(), "{st} {v}");
+    let out = eng.forward(&engineer, &device, echo, "ping\n")?;
+    assert!(!out.status.success(), "approval required");
+    let a = last_attempt(&s, &w).await?;
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approval"),
+        "{a}"
+    );
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/cases/{number}/remote-approvals"),
+            &w.engineer.1,
+            json!({ "reason": "self-service", "valid_for": "1h" }),
+        )
+        .await?;
+    assert_eq!(st, 403, "engineers do not approve their own access");
+    let approval = s
+        .post_ok(
+            &format!("/api/v1/cases/{number}/remote-approvals"),
+            &w.customer_a,
+            json!({ "user_id": w.engineer.0, "reason": "core switch outage", "valid_for": "1h" }),
+        )
+        .await?;
+    let out = eng.forward(&engineer, &device, echo, "approved\n")?;
+    assert_eq!(text(&out.stdout), "approved\n", "{}", text(&out.stderr));
+    let mut live = eng.forward_child(&engineer, &device, echo)?;
+    wait_until("a live approved session", 20, async || {
+        let (_, v) = s
+            .get("/api/v1/remote-sessions?live=true", &w.dispatcher)
+            .await?;
+        Ok(v.as_array().is_some_and(|a| a.len() == 1))
+    })
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/remote-approvals/{}/revoke", approval["id"]),
+        &w.customer_a,
+        json!({}),
+    )
+    .await?;
+    let cut_at = Instant::now();
+    while live.try_wait()?.is_none() {
+        if cut_at.elapsed() > Duration::from_secs(10) {
+            let _ = live.kill();
+            bail!("the session outlived its approval");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "session cut {:?} after the approval was revoked",
+        cut_at.elapsed()
+    );
+
+    // A dispatcher kills a live session through the API.
+    s.post_ok(
+        &format!("/api/v1/cases/{number}/remote-approvals"),
+        &w.customer_a,
+        json!({ "reason": "again", "valid_for": "1h" }),
+    )
+    .await?;
+    let mut live = eng.forward_child(&engineer, &device, echo)?;
+    let mut id = 0;
+    wait_until("a live session to kill", 20, async || {
+        let (_, v) = s
+            .get("/api/v1/remote-sessions?live=true", &w.dispatcher)
+            .await?;
+        id = v[0]["id"].as_i64().unwrap_or(0);
+        Ok(id > 0)
+    })
+    .await?;
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/remote-sessions/{id}/kill"),
+            &w.engineer2.1,
+            json!({}),
+        )
+        .await?;
+    assert_eq!(st, 403, "engineers do not kill sessions");
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/remote-sessions/{id}/kill"),
+            &w.dispatcher,
+            json!({}),
+        )
+        .await?;
+    assert_eq!(st, 202, "{v}");
+    let cut_at = Instant::now();
+    while live.try_wait()?.is_none() {
+        if cut_at.elapsed() > Duration::from_secs(10) {
+            let _ = live.kill();
+            bail!("the killed session lives on");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Another customer's agent claiming the same target name gets nothing:
+    // routing follows the server's record of which agent reaches the device.
+    let config_b = agent_config(dir.path(), &s.base, &s.ssh, "b", &[echo])?;
+    enroll_agent(&s, &w.dispatcher, w.org_b, &config_b).await?;
+    let _agent_b = AgentProcess::start(&config_b, &dir.path().join("agent-b.log"))?;
+    tunnels_up(&s, 2).await?;
+    agent.kill();
+    tunnels_up(&s, 1).await?;
+    let out = eng.forward(&engineer, &device, echo, "ping\n")?;
+    assert!(
+        !out.status.success(),
+        "agent A is gone; agent B must not be used"
+    );
+    let a = last_attempt(&s, &w).await?;
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no tunnel"),
+        "{a}"
+    );
+    Ok(())
+}
