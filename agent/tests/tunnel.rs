@@ -145,12 +145,18 @@ impl AgentId {
 
 /// Starts a relay that accepts `agent`'s key for `agent`'s id.
 async fn start_relay(agent: &AgentId) -> Relay {
+    start_relay_with(agent, russh::Limits::default()).await
+}
+
+/// The same, rekeying after the given limits.
+async fn start_relay_with(agent: &AgentId, limits: russh::Limits) -> Relay {
     let host = keypair(random_seed());
     let host_key = openssh_text(host.public_key());
     let config = Arc::new(server::Config {
         keys: vec![host],
         auth_rejection_time: Duration::from_millis(10),
         auth_rejection_time_initial: Some(Duration::ZERO),
+        limits,
         ..server::Config::default()
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -420,6 +426,37 @@ async fn channels_reach_allowed_targets_only() {
     );
     assert_eq!(relay.seen.auth_refused.load(Ordering::SeqCst), 0);
 
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn data_flows_across_rekeying() {
+    let echo = start_echo().await;
+    let agent = AgentId::new(None);
+    // The relay asks for a new key exchange every 32 KiB each way, so a
+    // 1 MiB round trip crosses dozens of them, in both directions.
+    let mut relay =
+        start_relay_with(&agent, russh::Limits::new(32 * 1024, 32 * 1024, PATIENCE)).await;
+    let running = start_tunnel(
+        &agent,
+        tunnel_config(
+            relay.addr,
+            Some(relay.host_key.clone()),
+            vec![target("echo", &[echo])],
+        ),
+    );
+    let forward = relay.next_forward().await;
+    wait_until("the tunnel is up", || running.get(|m| &m.tunnel_up) == 1).await;
+    let big = payload(1024 * 1024);
+    round_trip(open(&forward, "echo", echo).await.expect("accepted"), &big).await;
+    round_trip(
+        open(&forward, "echo", echo).await.expect("accepted"),
+        b"after",
+    )
+    .await;
+    // Still the first connection: rekeying never cost the tunnel.
+    assert_eq!(running.get(|m| &m.tunnel_connects), 1);
+    assert_eq!(relay.seen.connections.load(Ordering::SeqCst), 1);
     running.stop().await;
 }
 
