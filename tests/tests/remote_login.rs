@@ -186,16 +186,24 @@ async fn last_attempt(s: &Server, w: &World) -> Result<Value> {
     v.get(0).cloned().context("an attempt was logged")
 }
 
-#[tokio::test]
-async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
-    let Some(sshd) = Sshd::start()? else {
-        return Ok(());
-    };
-    let mut s = Server::start(Backend::Sqlite).await?;
+/// A server, the world, an agent with the device behind it (target `sw1`
+/// on `ports`), and the engineer's OpenSSH client setup.
+struct Setup {
+    s: Server,
+    w: World,
+    dir: tempfile::TempDir,
+    engineer: String,
+    device: String,
+    other: String,
+    agent: AgentProcess,
+    eng: Client,
+    known: String,
+}
+
+async fn setup(config: Option<&str>, sshd: Option<&Sshd>, ports: &[u16]) -> Result<Setup> {
+    let s = Server::start_with_config(Backend::Sqlite, config).await?;
     let w = World::build(&s).await?;
-    let echo = echo_service()?;
     let dir = tempfile::tempdir()?;
-    let login = whoami()?;
 
     // The engineer's key, registered on their user (and let into the device).
     let key = dir.path().join("engineer");
@@ -206,30 +214,31 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
         json!({ "public_key": public }),
     )
     .await?;
-    sshd.authorize(&public)?;
+    if let Some(sshd) = sshd {
+        sshd.authorize(&public)?;
+    }
     let (_, me) = s.get("/api/v1/me", &w.engineer.1).await?;
     let engineer = me["username"].as_str().context("username")?.to_string();
 
     // The customer's agent, enrolled, with the device behind it.
-    let config = agent_config(dir.path(), &s.base, &s.ssh, "a", &[sshd.port, echo])?;
-    enroll_agent(&s, &w.dispatcher, w.org_a, &config).await?;
+    let agent_config = agent_config(dir.path(), &s.base, &s.ssh, "a", ports)?;
+    enroll_agent(&s, &w.dispatcher, w.org_a, &agent_config).await?;
     let id = identity(dir.path(), "a")?;
     let relay_key = id["ssh_host_key"]
         .as_str()
-        .context("ssh_host_key at enrolment")?;
+        .context("ssh_host_key at enrolment")?
+        .to_string();
     let agent_uuid = id["agent_id"].as_str().context("agent_id")?.to_string();
-    let mut agent = AgentProcess::start(&config, &dir.path().join("agent-a.log"))?;
-    s.call(
-        Method::PUT,
-        &format!("/api/v1/devices/{}/agent", w.device_a),
-        &w.dispatcher,
-        Some(json!({ "agent_id": agent_uuid, "target": "sw1" })),
-    )
-    .await
-    .and_then(|(st, v)| {
-        anyhow::ensure!(st.is_success(), "bind device: {st} {v}");
-        Ok(())
-    })?;
+    let agent = AgentProcess::start(&agent_config, &dir.path().join("agent-a.log"))?;
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/devices/{}/agent", w.device_a),
+            &w.dispatcher,
+            Some(json!({ "agent_id": agent_uuid, "target": "sw1" })),
+        )
+        .await?;
+    anyhow::ensure!(st.is_success(), "bind device: {st} {v}");
     let (_, device) = s
         .get(&format!("/api/v1/devices/{}", w.device_a), &w.dispatcher)
         .await?;
@@ -241,11 +250,74 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
     tunnels_up(&s, 1).await.with_context(|| agent.log_text())?;
 
     let (host, port) = s.ssh.rsplit_once(':').context("relay address")?;
-    let known = format!(
-        "[{host}]:{port} {relay_key}\n[{device}]:{} {}\n",
-        sshd.port, sshd.host_key
-    );
+    let mut known = format!("[{host}]:{port} {relay_key}\n");
+    if let Some(sshd) = sshd {
+        known.push_str(&format!("[{device}]:{} {}\n", sshd.port, sshd.host_key));
+    }
     let eng = Client::new(dir.path(), "eng", &key, &known, &s.ssh)?;
+    Ok(Setup {
+        s,
+        w,
+        dir,
+        engineer,
+        device,
+        other,
+        agent,
+        eng,
+        known,
+    })
+}
+
+/// Opens a case on the world's device A and assigns it to the engineer.
+async fn assigned_case(s: &Server, w: &World) -> Result<String> {
+    let number = w.open_case(s, false, "switch port flapping").await?;
+    s.post_ok(
+        &format!("/api/v1/cases/{number}/assign"),
+        &w.dispatcher,
+        json!({ "assignee_id": w.engineer.0 }),
+    )
+    .await?;
+    Ok(number)
+}
+
+async fn live_sessions(s: &Server, w: &World) -> Result<usize> {
+    let (_, v) = s
+        .get("/api/v1/remote-sessions?live=true", &w.dispatcher)
+        .await?;
+    Ok(v.as_array().map(|a| a.len()).unwrap_or(0))
+}
+
+/// Waits (at most 10 s) for an ssh process to end, as its session is cut.
+fn wait_cut(child: &mut Child, what: &str) -> Result<Duration> {
+    let since = Instant::now();
+    while child.try_wait()?.is_none() {
+        if since.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            bail!("{what}: the session was not cut");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(since.elapsed())
+}
+
+#[tokio::test]
+async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
+    let Some(sshd) = Sshd::start()? else {
+        return Ok(());
+    };
+    let echo = echo_service()?;
+    let login = whoami()?;
+    let Setup {
+        mut s,
+        w,
+        dir,
+        engineer,
+        device,
+        other,
+        mut agent,
+        eng,
+        known,
+    } = setup(None, Some(&sshd), &[sshd.port, echo]).await?;
 
     // No case: refused, and the refusal is logged.
     let out = eng
@@ -268,13 +340,7 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
 
     // A case on the device assigned to the engineer: allowed, to a plain TCP
     // service and, with ssh -J, to the device's sshd.
-    let number = w.open_case(&s, false, "switch port flapping").await?;
-    s.post_ok(
-        &format!("/api/v1/cases/{number}/assign"),
-        &w.dispatcher,
-        json!({ "assignee_id": w.engineer.0 }),
-    )
-    .await?;
+    let number = assigned_case(&s, &w).await?;
     let out = eng.forward(&engineer, &device, echo, "ping\n")?;
     assert_eq!(text(&out.stdout), "ping\n", "{}", text(&out.stderr));
     let out = eng.forward(&engineer, &number, echo, "by case number\n")?;
@@ -325,10 +391,7 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
     // A live session is cut when its case is resolved.
     let mut live = eng.forward_child(&engineer, &device, echo)?;
     wait_until("a live session", 20, async || {
-        let (_, v) = s
-            .get("/api/v1/remote-sessions?live=true", &w.dispatcher)
-            .await?;
-        Ok(v.as_array().is_some_and(|a| a.len() == 1))
+        Ok(live_sessions(&s, &w).await? == 1)
     })
     .await?;
     for step in ["responded", "resolved"] {
@@ -339,18 +402,8 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
         )
         .await?;
     }
-    let cut_at = Instant::now();
-    while live.try_wait()?.is_none() {
-        if cut_at.elapsed() > Duration::from_secs(10) {
-            let _ = live.kill();
-            bail!("the session outlived its case");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "session cut {:?} after the case was resolved",
-        cut_at.elapsed()
-    );
+    let took = wait_cut(&mut live, "case resolved")?;
+    eprintln!("session cut {took:?} after: case resolved");
     let (_, sessions) = s
         .get(
             &format!("/api/v1/remote-sessions?case={number}"),
@@ -447,10 +500,7 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
     assert_eq!(text(&out.stdout), "approved\n", "{}", text(&out.stderr));
     let mut live = eng.forward_child(&engineer, &device, echo)?;
     wait_until("a live approved session", 20, async || {
-        let (_, v) = s
-            .get("/api/v1/remote-sessions?live=true", &w.dispatcher)
-            .await?;
-        Ok(v.as_array().is_some_and(|a| a.len() == 1))
+        Ok(live_sessions(&s, &w).await? == 1)
     })
     .await?;
     s.post_ok(
@@ -459,18 +509,8 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
         json!({}),
     )
     .await?;
-    let cut_at = Instant::now();
-    while live.try_wait()?.is_none() {
-        if cut_at.elapsed() > Duration::from_secs(10) {
-            let _ = live.kill();
-            bail!("the session outlived its approval");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "session cut {:?} after the approval was revoked",
-        cut_at.elapsed()
-    );
+    let took = wait_cut(&mut live, "approval revoked")?;
+    eprintln!("session cut {took:?} after: approval revoked");
 
     // A dispatcher kills a live session through the API.
     s.post_ok(
@@ -505,14 +545,7 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
         )
         .await?;
     assert_eq!(st, 202, "{v}");
-    let cut_at = Instant::now();
-    while live.try_wait()?.is_none() {
-        if cut_at.elapsed() > Duration::from_secs(10) {
-            let _ = live.kill();
-            bail!("the killed session lives on");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_cut(&mut live, "killed through the API")?;
 
     // Another customer's agent claiming the same target name gets nothing:
     // routing follows the server's record of which agent reaches the device.
@@ -535,5 +568,52 @@ async fn ssh_through_the_relay_only_while_a_case_grants_it() -> Result<()> {
             .contains("no tunnel"),
         "{a}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_limits_sessions_per_engineer_and_idle_time() -> Result<()> {
+    let echo = echo_service()?;
+    // (The agent and the directory must live as long as the test.)
+    let Setup {
+        s,
+        w,
+        engineer,
+        device,
+        eng,
+        agent: _agent,
+        dir: _dir,
+        ..
+    } = setup(
+        Some("[relay]\nmax_sessions_per_engineer = 1\nidle_timeout = \"2s\"\n"),
+        None,
+        &[echo],
+    )
+    .await?;
+    assigned_case(&s, &w).await?;
+    let mut first = eng.forward_child(&engineer, &device, echo)?;
+    wait_until("a live session", 20, async || {
+        Ok(live_sessions(&s, &w).await? == 1)
+    })
+    .await
+    .with_context(|| s.log_text())?;
+    // A second session at once is one too many.
+    let out = eng.forward(&engineer, &device, echo, "second\n")?;
+    assert!(!out.status.success(), "over the per-engineer limit");
+    let a = last_attempt(&s, &w).await?;
+    assert!(
+        a["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_sessions_per_engineer"),
+        "{a}"
+    );
+    // Nothing moves: the idle timeout ends the first session.
+    wait_cut(&mut first, "idle")?;
+    let (_, sessions) = s.get("/api/v1/remote-sessions", &w.dispatcher).await?;
+    assert_eq!(sessions[0]["end_reason"], "idle for 2s", "{sessions}");
+    // And a new one is allowed again.
+    let out = eng.forward(&engineer, &device, echo, "third\n")?;
+    assert_eq!(text(&out.stdout), "third\n", "{}", text(&out.stderr));
     Ok(())
 }

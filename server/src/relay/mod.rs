@@ -335,11 +335,14 @@ impl Relay {
         }
     }
 
-    fn live_sessions_of(&self, user_id: i64) -> usize {
-        lock(&self.inner.sessions)
+    /// This process's live sessions of a user (when the database cannot
+    /// say for every replica).
+    fn live_sessions_of(&self, user_id: i64) -> i64 {
+        let n = lock(&self.inner.sessions)
             .values()
             .filter(|s| s.user_id == user_id)
-            .count()
+            .count();
+        i64::try_from(n).unwrap_or(i64::MAX)
     }
 }
 
@@ -567,8 +570,12 @@ impl Relay {
                 return;
             }
         };
-        let max = usize::try_from(inner.settings.max_sessions_per_engineer).unwrap_or(8);
-        if self.live_sessions_of(rq.user.id) >= max {
+        let max = i64::from(inner.settings.max_sessions_per_engineer);
+        let live = store
+            .live_sessions_of(rq.user.id)
+            .await
+            .unwrap_or_else(|_| self.live_sessions_of(rq.user.id));
+        if live >= max {
             refuse(
                 format!(
                     "{} already holds {max} sessions (relay.max_sessions_per_engineer)",

@@ -9,10 +9,12 @@
 //! Known limit (russh 0.65): russh replenishes a channel's receive window
 //! as soon as data arrives and hands it to a bounded queue per channel; when
 //! that queue is full its connection loop waits. So an engineer who stops
-//! reading stalls, after that queue (100 messages) fills, the other channels
-//! of the same agent tunnel too. OpenSSH clients read promptly, and the idle
-//! timeout bounds a stuck session; per-channel credit between relay and
-//! agent is the planned fix.
+//! reading would stall, once that queue (100 messages) fills, the other
+//! channels of the same agent tunnel too. Each write therefore has
+//! [`STALL_TIMEOUT`]: a side that takes no data for that long ends its
+//! session, which drops the queue and frees the tunnel. The agent does the
+//! same towards its targets. Per-channel credit between relay and agent,
+//! which would make even that pause unnecessary, is the planned fix.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +22,9 @@ use std::time::{Duration, Instant};
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::watch;
+
+/// A write that makes no progress for this long ends the session.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +40,8 @@ enum End {
     Eof,
     /// The channel closed (or the connection went away).
     Closed,
+    /// The receiving side took nothing for [`STALL_TIMEOUT`].
+    Stalled,
 }
 
 async fn pump(
@@ -49,8 +56,10 @@ async fn pump(
             ChannelMsg::Data { data } => {
                 count.fetch_add(data.len() as u64, Ordering::Relaxed);
                 last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-                if to.data_bytes(data).await.is_err() {
-                    return End::Closed;
+                match tokio::time::timeout(STALL_TIMEOUT, to.data_bytes(data)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return End::Closed,
+                    Err(_) => return End::Stalled,
                 }
             }
             ChannelMsg::Eof => {
@@ -90,14 +99,18 @@ pub async fn splice(
             tokio::select! {
                 end = &mut up, if !up_done => {
                     up_done = true;
-                    if end == End::Closed {
-                        break "closed by the engineer".to_string();
+                    match end {
+                        End::Eof => {}
+                        End::Closed => break "closed by the engineer".to_string(),
+                        End::Stalled => break "the device took no data for 15 s".to_string(),
                     }
                 }
                 end = &mut down, if !down_done => {
                     down_done = true;
-                    if end == End::Closed {
-                        break "closed by the device".to_string();
+                    match end {
+                        End::Eof => {}
+                        End::Closed => break "closed by the device".to_string(),
+                        End::Stalled => break "the engineer took no data for 15 s".to_string(),
                     }
                 }
                 changed = kill.changed() => {

@@ -325,6 +325,18 @@ impl Store {
         }))
     }
 
+    /// Live sessions of a user, on every replica.
+    pub async fn live_sessions_of(&self, user_id: i64) -> Result<i64> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM remote_sessions WHERE user_id = $1 AND ended_at IS NULL",
+            )
+            .bind(user_id)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+
     /// Asks the replica holding a live session to end it.
     pub async fn request_session_kill(
         &self,
