@@ -617,3 +617,126 @@ async fn relay_limits_sessions_per_engineer_and_idle_time() -> Result<()> {
     assert_eq!(text(&out.stdout), "third\n", "{}", text(&out.stderr));
     Ok(())
 }
+
+/// `ssh-keygen -s CA`: signs `key`'s public half into `<key>-cert.pub`.
+fn sign(ca: &Path, key: &Path, principal: &str, validity: &str, options: &[&str]) -> Result<()> {
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.arg("-q")
+        .arg("-s")
+        .arg(ca)
+        .args(["-I", "test-cert", "-n", principal, "-V", validity]);
+    for o in options {
+        cmd.args(["-O", o]);
+    }
+    let out = cmd.arg(key.with_extension("pub")).output()?;
+    if !out.status.success() {
+        bail!("ssh-keygen -s: {}", text(&out.stderr));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn engineers_log_in_with_certificates_from_a_trusted_ca() -> Result<()> {
+    let echo = echo_service()?;
+    let cas = tempfile::tempdir()?;
+    let ca = cas.path().join("ca");
+    let ca_public = keygen(&ca)?;
+    let rogue = cas.path().join("rogue");
+    keygen(&rogue)?;
+    let Setup {
+        s,
+        w,
+        engineer,
+        device,
+        known,
+        agent: _agent,
+        dir,
+        ..
+    } = setup(
+        Some(&format!(
+            "[relay]\ntrusted_user_ca_keys = [\"{ca_public}\"]\n"
+        )),
+        None,
+        &[echo],
+    )
+    .await?;
+    assigned_case(&s, &w).await?;
+    // Keys that are not registered on any user: only their certificates
+    // can log them in.
+    let cases: [(&str, &Path, &str, &str, &[&str], bool); 8] = [
+        ("good", &ca, engineer.as_str(), "-5m:+1h", &[], true),
+        (
+            "from-here",
+            &ca,
+            engineer.as_str(),
+            "-5m:+1h",
+            &["source-address=127.0.0.0/8"],
+            true,
+        ),
+        (
+            "other-principal",
+            &ca,
+            "someone-else",
+            "-5m:+1h",
+            &[],
+            false,
+        ),
+        ("expired", &ca, engineer.as_str(), "-2h:-1h", &[], false),
+        (
+            "forced-command",
+            &ca,
+            engineer.as_str(),
+            "-5m:+1h",
+            &["force-command=true"],
+            false,
+        ),
+        (
+            "elsewhere",
+            &ca,
+            engineer.as_str(),
+            "-5m:+1h",
+            &["source-address=10.0.0.0/8"],
+            false,
+        ),
+        (
+            "no-forwarding",
+            &ca,
+            engineer.as_str(),
+            "-5m:+1h",
+            &["no-port-forwarding"],
+            false,
+        ),
+        ("rogue-ca", &rogue, engineer.as_str(), "-5m:+1h", &[], false),
+    ];
+    for (name, signer, principal, validity, options, allowed) in cases {
+        let key = dir.path().join(format!("cert-{name}"));
+        keygen(&key)?;
+        sign(signer, &key, principal, validity, options)?;
+        let client = Client::new(dir.path(), name, &key, &known, &s.ssh)?;
+        let out = client.forward(&engineer, &device, echo, "cert\n")?;
+        if allowed {
+            assert_eq!(
+                text(&out.stdout),
+                "cert\n",
+                "{name}: {}\n{}",
+                text(&out.stderr),
+                s.log_text()
+            );
+        } else {
+            assert!(!out.status.success(), "{name} must be refused");
+        }
+    }
+    let log = s.log_text();
+    for why in [
+        // (An expired certificate is refused by russh before it reaches
+        // the relay's checks.)
+        "is not valid for user",
+        "force-command",
+        "may not be used from",
+        "does not permit port forwarding",
+        "is signed by a CA the relay does not trust",
+    ] {
+        assert!(log.contains(why), "the log says why ({why}):\n{log}");
+    }
+    Ok(())
+}

@@ -25,6 +25,7 @@
 //!   tunnel, is refused.
 
 pub mod access;
+pub mod certs;
 pub mod grants;
 pub mod settings;
 pub mod splice;
@@ -424,6 +425,10 @@ impl russh::server::Handler for Conn {
     ) -> Result<Auth, Self::Error> {
         Ok(match self.identify(user, offer.public_key).await {
             Some(_) => Auth::Accept,
+            // An offer does not say whether the key comes with a
+            // certificate: when CAs are trusted, let the client prove the
+            // key, and decide on the certificate after that.
+            None if !self.relay.inner.settings.trusted_cas.is_empty() => Auth::Accept,
             None => Auth::reject(),
         })
     }
@@ -451,6 +456,43 @@ impl russh::server::Handler for Conn {
                 tracing::info!(user = %user, peer = %self.peer, key = %fingerprint(key.public_key), "relay: authentication refused");
                 Ok(Auth::reject())
             }
+        }
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &russh::keys::Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let inner = &self.relay.inner;
+        let refuse = |why: String| {
+            metrics::counter!("outpost_relay_refusals_total", "reason" => "auth").increment(1);
+            tracing::info!(user = %user, peer = %self.peer, key_id = %certificate.key_id(), reason = %why, "relay: certificate refused");
+            Ok(Auth::reject())
+        };
+        if inner.settings.trusted_cas.is_empty() {
+            return refuse("no CA is trusted (relay.trusted_user_ca_keys)".into());
+        }
+        if let Err(why) = inner.settings.trusted_cas.check(
+            certificate,
+            user,
+            self.peer.ip(),
+            inner.cases.clock.now(),
+        ) {
+            return refuse(format!("the certificate {why}"));
+        }
+        match inner.cases.store.user_by_name(user).await {
+            Ok(Some(u)) if u.active => {
+                tracing::info!(user = %user, peer = %self.peer, key_id = %certificate.key_id(), "relay: engineer authenticated by certificate");
+                self.who = Some(Who::Engineer {
+                    id: u.id,
+                    username: u.username,
+                    name: u.display_name,
+                });
+                Ok(Auth::Accept)
+            }
+            Ok(_) => refuse("no such active user".into()),
+            Err(err) => refuse(format!("looking up the user failed: {err}")),
         }
     }
 

@@ -33,6 +33,10 @@ pub struct RelaySpec {
     /// SSH keepalive towards agents and engineers. Default 30s; 3 missed
     /// close the connection.
     pub keepalive: Option<Span>,
+    /// CAs whose OpenSSH user certificates log engineers in (besides the
+    /// keys registered on users): OpenSSH public key lines.
+    #[serde(default)]
+    pub trusted_user_ca_keys: Vec<String>,
 }
 
 /// The relay settings in force.
@@ -46,6 +50,7 @@ pub struct RelaySettings {
     pub auth_rejection_time: Duration,
     pub max_tunnels_per_agent: u32,
     pub keepalive: Duration,
+    pub trusted_cas: super::certs::TrustedCas,
 }
 
 impl RelaySpec {
@@ -104,6 +109,7 @@ impl RelaySpec {
                 Duration::from_secs(30),
                 Duration::from_secs(1),
             )?,
+            trusted_cas: super::certs::TrustedCas::parse(&self.trusted_user_ca_keys)?,
         })
     }
 }
