@@ -618,6 +618,10 @@ async fn relay_limits_sessions_per_engineer_and_idle_time() -> Result<()> {
     Ok(())
 }
 
+/// A certificate to try: name, signing CA, principal, validity, options,
+/// and whether it must log in.
+type CertCase<'a> = (&'a str, &'a Path, &'a str, &'a str, &'a [&'a str], bool);
+
 /// `ssh-keygen -s CA`: signs `key`'s public half into `<key>-cert.pub`.
 fn sign(ca: &Path, key: &Path, principal: &str, validity: &str, options: &[&str]) -> Result<()> {
     let mut cmd = Command::new("ssh-keygen");
@@ -663,7 +667,7 @@ async fn engineers_log_in_with_certificates_from_a_trusted_ca() -> Result<()> {
     assigned_case(&s, &w).await?;
     // Keys that are not registered on any user: only their certificates
     // can log them in.
-    let cases: [(&str, &Path, &str, &str, &[&str], bool); 8] = [
+    let cases: [CertCase; 8] = [
         ("good", &ca, engineer.as_str(), "-5m:+1h", &[], true),
         (
             "from-here",
