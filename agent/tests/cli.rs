@@ -81,3 +81,30 @@ fn missing_subcommand_fails_with_usage() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Usage"), "{stderr}");
 }
+
+#[test]
+fn usage_mistakes_exit_with_status_2_naming_the_argument() {
+    for (args, named) in [
+        (&["check", "--bogus", "x"][..], "'--bogus'"),
+        (&["run"][..], "--config <FILE>"),
+        (&["enroll", "--token"][..], "'--token <TOKEN>'"),
+    ] {
+        let output = agent(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(stderr.contains("--help"), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn help_goes_to_standard_output() {
+    let text = stdout_of(&["enroll", "--help"]);
+    assert!(text.contains("--server <URL>"), "{text}");
+    assert!(text.contains("[env: OUTPOST_ENROLL_TOKEN]"), "{text}");
+    let text = stdout_of(&["--help"]);
+    for command in ["facts", "health", "check", "enroll", "run"] {
+        assert!(text.contains(&format!("  {command} ")), "{text}");
+    }
+}
