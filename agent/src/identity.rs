@@ -120,7 +120,7 @@ impl Identity {
 /// A fresh ed25519 key from the operating system's random source.
 pub fn generate_key() -> Result<SigningKey> {
     let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed)
+    getrandom::fill(&mut seed)
         .map_err(|err| anyhow::anyhow!("reading the OS random source: {err}"))?;
     Ok(SigningKey::from_bytes(&seed))
 }

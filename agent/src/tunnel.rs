@@ -289,7 +289,7 @@ async fn changed(config: &mut watch::Receiver<Arc<TunnelConfig>>) {
 /// Between half and all of `backoff`, at random.
 fn jittered(backoff: Duration) -> Duration {
     let mut bytes = [0u8; 4];
-    let fraction = match getrandom::getrandom(&mut bytes) {
+    let fraction = match getrandom::fill(&mut bytes) {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
         Err(_) => 1.0,
     };

@@ -105,7 +105,7 @@ fn keypair(seed: [u8; 32]) -> PrivateKey {
 
 fn random_seed() -> [u8; 32] {
     let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).expect("random");
+    getrandom::fill(&mut seed).expect("random");
     seed
 }
 

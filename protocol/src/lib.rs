@@ -53,9 +53,11 @@ pub use inventory::{
 };
 pub use message::AgentMessage;
 pub use topology::{LldpLink, Topology};
+#[cfg(feature = "sha2")]
+pub use uplink::signing_input;
 pub use uplink::{
-    signing_input, AgentAuth, Batch, BatchResult, Outcome, OutcomeStatus, AUTH_SCHEME, MAX_BATCH,
-    MAX_SKEW_SECS,
+    signing_input_hashed, AgentAuth, Batch, BatchResult, Outcome, OutcomeStatus, AUTH_SCHEME,
+    MAX_BATCH, MAX_SKEW_SECS,
 };
 
 /// The protocol version this build speaks.

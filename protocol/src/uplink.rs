@@ -21,6 +21,7 @@
 //! clock can correct its offset and retry.
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "sha2")]
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -74,6 +75,7 @@ pub enum OutcomeStatus {
 
 /// The bytes an agent signs for one request:
 /// `outpost-agent-v1\n<METHOD>\n<path and query>\n<agent_id>\n<unix seconds>\n<hex SHA-256 of the body>`.
+#[cfg(feature = "sha2")]
 pub fn signing_input(
     method: &str,
     path_and_query: &str,
@@ -82,6 +84,19 @@ pub fn signing_input(
     body: &[u8],
 ) -> Vec<u8> {
     let digest = hex::encode(Sha256::digest(body));
+    signing_input_hashed(method, path_and_query, agent_id, timestamp, &digest)
+}
+
+/// [`signing_input`] for a body already hashed: `body_sha256` is the
+/// lowercase hex SHA-256 of the body.
+pub fn signing_input_hashed(
+    method: &str,
+    path_and_query: &str,
+    agent_id: Uuid,
+    timestamp: i64,
+    body_sha256: &str,
+) -> Vec<u8> {
+    let digest = body_sha256;
     format!(
         "outpost-agent-v1\n{}\n{path_and_query}\n{agent_id}\n{timestamp}\n{digest}",
         method.to_ascii_uppercase()

@@ -22,11 +22,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signer, SigningKey};
 use outpost_protocol::{
-    signing_input, AgentAuth, AgentMessage, BatchResult, EnrollRequest, EnrollResponse,
+    signing_input_hashed, AgentAuth, AgentMessage, BatchResult, EnrollRequest, EnrollResponse,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Path of the enrolment endpoint.
@@ -291,14 +292,15 @@ impl Uplink {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
         };
+        let body_sha256 = hex::encode(Sha256::digest(&body));
         for attempt in 0..2 {
             let timestamp = Utc::now().timestamp() + self.clock_offset_secs();
-            let signature = self.key.sign(&signing_input(
+            let signature = self.key.sign(&signing_input_hashed(
                 "POST",
                 &path_and_query,
                 self.agent_id,
                 timestamp,
-                &body,
+                &body_sha256,
             ));
             let auth = AgentAuth {
                 agent_id: self.agent_id,
