@@ -558,6 +558,13 @@ impl russh::server::Handler for Conn {
     }
 }
 
+/// Why a request was refused, and the SSH answer to give.
+struct Refused {
+    reason: String,
+    case_id: Option<i64>,
+    failure: ChannelOpenFailure,
+}
+
 /// An engineer's request for a device.
 struct Request {
     user: UserRef,
@@ -570,15 +577,93 @@ struct Request {
 
 impl Relay {
     /// Checks the grant, opens the agent's channel, records and splices.
+    /// Checks the request and opens the agent's channel to the device.
+    async fn connect(&self, rq: &Request) -> Result<(grants::Grant, Channel<Msg>), Refused> {
+        let refused = |reason: String, case_id: Option<i64>, failure| Refused {
+            reason,
+            case_id,
+            failure,
+        };
+        if rq.port == 0 || rq.port > 65535 {
+            return Err(refused(
+                format!("port {} is not a TCP port", rq.port),
+                None,
+                ChannelOpenFailure::AdministrativelyProhibited,
+            ));
+        }
+        let inner = &self.inner;
+        let grant = grants::resolve(
+            &inner.cases.store,
+            rq.user.id,
+            &rq.target,
+            inner.cases.clock.now(),
+        )
+        .await
+        .map_err(|r| {
+            refused(
+                r.to_string(),
+                None,
+                ChannelOpenFailure::AdministrativelyProhibited,
+            )
+        })?;
+        let max = i64::from(inner.settings.max_sessions_per_engineer);
+        let live = inner
+            .cases
+            .store
+            .live_sessions_of(rq.user.id)
+            .await
+            .unwrap_or_else(|_| self.live_sessions_of(rq.user.id));
+        if live >= max {
+            return Err(refused(
+                format!(
+                    "{} already holds {max} sessions (relay.max_sessions_per_engineer)",
+                    rq.username
+                ),
+                Some(grant.case_id),
+                ChannelOpenFailure::ResourceShortage,
+            ));
+        }
+        let tunnel = self.tunnel(grant.agent_id).ok_or_else(|| {
+            refused(
+                format!(
+                    "the agent for {} has no tunnel to this relay",
+                    grant.device_name
+                ),
+                Some(grant.case_id),
+                ChannelOpenFailure::ConnectFailed,
+            )
+        })?;
+        match tunnel
+            .channel_open_forwarded_tcpip(
+                grant.agent_target.clone(),
+                rq.port,
+                rq.originator.0.clone(),
+                rq.originator.1,
+            )
+            .await
+        {
+            Ok(channel) => Ok((grant, channel)),
+            Err(err) => Err(refused(
+                format!(
+                    "the agent refused or could not reach {}:{}: {err}",
+                    grant.agent_target, rq.port
+                ),
+                Some(grant.case_id),
+                ChannelOpenFailure::ConnectFailed,
+            )),
+        }
+    }
+
+    /// Connects, records and splices one engineer's request.
     async fn open(&self, rq: Request, channel: Channel<Msg>, reply: ChannelOpenHandle) {
         let inner = &self.inner;
         let store = &inner.cases.store;
         let now = inner.cases.clock.now();
-        let refuse = |reason: String, case_id: Option<i64>| {
-            let rq = &rq;
-            async move {
+        let (grant, device_channel) = match self.connect(&rq).await {
+            Ok(ok) => ok,
+            Err(refused) => {
                 metrics::counter!("outpost_relay_refusals_total", "reason" => "grant").increment(1);
-                tracing::info!(user = %rq.username, source = %rq.source, target = %rq.target, port = rq.port, reason = %reason, "relay: connection refused");
+                tracing::info!(user = %rq.username, source = %rq.source, target = %rq.target, port = rq.port, reason = %refused.reason, "relay: connection refused");
                 let _ = store
                     .insert_remote_attempt(&crate::store::relay::Attempt {
                         at: now,
@@ -588,79 +673,12 @@ impl Relay {
                         target: &rq.target,
                         port: rq.port,
                         allowed: false,
-                        reason: &reason,
-                        case_id,
+                        reason: &refused.reason,
+                        case_id: refused.case_id,
                         session_id: None,
                     })
                     .await;
-            }
-        };
-        if rq.port == 0 || rq.port > 65535 {
-            refuse(format!("port {} is not a TCP port", rq.port), None).await;
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            return;
-        }
-        let grant = match grants::resolve(store, rq.user.id, &rq.target, now).await {
-            Ok(g) => g,
-            Err(refusal) => {
-                refuse(refusal.to_string(), None).await;
-                reply
-                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                    .await;
-                return;
-            }
-        };
-        let max = i64::from(inner.settings.max_sessions_per_engineer);
-        let live = store
-            .live_sessions_of(rq.user.id)
-            .await
-            .unwrap_or_else(|_| self.live_sessions_of(rq.user.id));
-        if live >= max {
-            refuse(
-                format!(
-                    "{} already holds {max} sessions (relay.max_sessions_per_engineer)",
-                    rq.username
-                ),
-                Some(grant.case_id),
-            )
-            .await;
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
-            return;
-        }
-        let Some(tunnel) = self.tunnel(grant.agent_id) else {
-            refuse(
-                format!(
-                    "the agent for {} has no tunnel to this relay",
-                    grant.device_name
-                ),
-                Some(grant.case_id),
-            )
-            .await;
-            reply.reject(ChannelOpenFailure::ConnectFailed).await;
-            return;
-        };
-        let device_channel = match tunnel
-            .channel_open_forwarded_tcpip(
-                grant.agent_target.clone(),
-                rq.port,
-                rq.originator.0.clone(),
-                rq.originator.1,
-            )
-            .await
-        {
-            Ok(c) => c,
-            Err(err) => {
-                refuse(
-                    format!(
-                        "the agent refused or could not reach {}:{}: {err}",
-                        grant.agent_target, rq.port
-                    ),
-                    Some(grant.case_id),
-                )
-                .await;
-                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                reply.reject(refused.failure).await;
                 return;
             }
         };
