@@ -39,6 +39,10 @@ use std::time::{Duration, Instant};
 #[derive(Parser, Debug)]
 #[command(about = "Outpost agent footprint beside node_exporter and zabbix-agent2")]
 struct Args {
+    /// Measure without the agent's reverse SSH tunnel to the server's relay
+    /// (by default the tunnel is up through both phases).
+    #[arg(long)]
+    no_tunnel: bool,
     /// SNMP targets the agent polls in the load phase.
     #[arg(long, default_value_t = 50)]
     targets: usize,
@@ -346,6 +350,7 @@ fn agent_config(
     trap_port: u16,
     metrics_port: u16,
     targets: &[u16],
+    relay: Option<&str>,
 ) -> String {
     let mut text = format!(
         r#"[server]
@@ -372,6 +377,11 @@ listen = "127.0.0.1:{metrics_port}"
     for (i, port) in targets.iter().enumerate() {
         text.push_str(&format!(
             "\n[[snmp.targets]]\nname = \"dev{i:03}\"\naddress = \"127.0.0.1:{port}\"\nversion = \"v2c\"\ncommunity = \"public\"\n"
+        ));
+    }
+    if let Some(relay) = relay {
+        text.push_str(&format!(
+            "\n[tunnel]\nrelay = \"{relay}\"\n\n[[tunnel.targets]]\nname = \"host\"\naddress = \"127.0.0.1\"\nports = [22]\n"
         ));
     }
     text
@@ -548,6 +558,8 @@ async fn main() -> Result<()> {
         target_ports.extend(ports);
     }
 
+    // The agent's tunnel to the relay, unless asked not to.
+    let relay = (!args.no_tunnel).then_some(server.ssh.as_str());
     // The agent: enrol, then run with no targets.
     let trap_port = free_udp_port()?;
     let metrics_port = free_port()?;
@@ -561,6 +573,7 @@ async fn main() -> Result<()> {
             trap_port,
             metrics_port,
             &[],
+            relay,
         ),
     )?;
     let enrolled = Command::new(&agent_bin)
@@ -719,6 +732,7 @@ async fn main() -> Result<()> {
             trap_port,
             metrics_port,
             &target_ports,
+            relay,
         ),
     )?;
     let hup = Command::new("kill")
