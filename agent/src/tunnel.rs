@@ -116,6 +116,24 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Disconnecting politely when the daemon stops.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 /// Most channels open at once; more are refused.
+/// The ciphers the agent offers the relay, preferred first (the client's
+/// order decides). On CPUs with AES instructions ring's AES-256-GCM seals
+/// several times faster than its ChaCha20-Poly1305 (BENCHMARKS.md, "Remote
+/// login relay"), and both ends of this hop are ours; elsewhere ChaCha20
+/// stays first.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_256_GCM,
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_CTR,
+];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_GCM,
+    russh::cipher::AES_256_CTR,
+];
+
 pub const MAX_CHANNELS: usize = 64;
 /// russh's per-channel queue of incoming messages (see the module
 /// documentation).
@@ -411,6 +429,10 @@ async fn connect(
         keepalive_max: 3,
         inactivity_timeout: None,
         channel_buffer_size: CHANNEL_BUFFER,
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Borrowed(CIPHERS),
+            ..russh::Preferred::default()
+        },
         ..client::Config::default()
     });
     let handshake = async {
