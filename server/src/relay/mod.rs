@@ -654,6 +654,38 @@ impl Relay {
         }
     }
 
+    /// Stores one attempt (a failure to store it is logged, not fatal: the
+    /// log line of the attempt is already written).
+    async fn record_attempt(
+        &self,
+        rq: &Request,
+        allowed: bool,
+        reason: &str,
+        case_id: Option<i64>,
+        session_id: Option<i64>,
+    ) {
+        let inner = &self.inner;
+        if let Err(err) = inner
+            .cases
+            .store
+            .insert_remote_attempt(&crate::store::relay::Attempt {
+                at: inner.cases.clock.now(),
+                username: &rq.username,
+                user_id: Some(rq.user.id),
+                source: &rq.source,
+                target: &rq.target,
+                port: rq.port,
+                allowed,
+                reason,
+                case_id,
+                session_id,
+            })
+            .await
+        {
+            tracing::warn!(error = %err, "relay: storing an attempt failed");
+        }
+    }
+
     /// Connects, records and splices one engineer's request.
     async fn open(&self, rq: Request, channel: Channel<Msg>, reply: ChannelOpenHandle) {
         let inner = &self.inner;
@@ -664,19 +696,7 @@ impl Relay {
             Err(refused) => {
                 metrics::counter!("outpost_relay_refusals_total", "reason" => "grant").increment(1);
                 tracing::info!(user = %rq.username, source = %rq.source, target = %rq.target, port = rq.port, reason = %refused.reason, "relay: connection refused");
-                let _ = store
-                    .insert_remote_attempt(&crate::store::relay::Attempt {
-                        at: now,
-                        username: &rq.username,
-                        user_id: Some(rq.user.id),
-                        source: &rq.source,
-                        target: &rq.target,
-                        port: rq.port,
-                        allowed: false,
-                        reason: &refused.reason,
-                        case_id: refused.case_id,
-                        session_id: None,
-                    })
+                self.record_attempt(&rq, false, &refused.reason, refused.case_id, None)
                     .await;
                 reply.reject(refused.failure).await;
                 return;
@@ -704,20 +724,14 @@ impl Relay {
                 return;
             }
         };
-        let _ = store
-            .insert_remote_attempt(&crate::store::relay::Attempt {
-                at: now,
-                username: &rq.username,
-                user_id: Some(rq.user.id),
-                source: &rq.source,
-                target: &rq.target,
-                port: rq.port,
-                allowed: true,
-                reason: &format!("{} on case {}", grant.role, grant.case_number),
-                case_id: Some(grant.case_id),
-                session_id: Some(session_id),
-            })
-            .await;
+        self.record_attempt(
+            &rq,
+            true,
+            &format!("{} on case {}", grant.role, grant.case_number),
+            Some(grant.case_id),
+            Some(session_id),
+        )
+        .await;
         let (kill_tx, kill_rx) = watch::channel(None);
         lock(&inner.sessions).insert(
             session_id,
