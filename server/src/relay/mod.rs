@@ -46,6 +46,9 @@ use crate::cases::model::{ActivityBody, UserRef, Visibility};
 use crate::cases::Cases;
 pub use settings::{RelaySettings, RelaySpec};
 
+/// The `meta` key of the relay's host key (one for all replicas).
+pub const HOST_KEY_META: &str = "relay_host_key";
+
 /// Author of the relay's case entries.
 const AUTHOR: &str = "relay";
 
@@ -83,18 +86,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Relay {
     /// Loads (or creates, once for all replicas) the host key.
     pub async fn new(cases: Cases, settings: RelaySettings) -> anyhow::Result<Relay> {
-        let seed: [u8; 32] = rand::random();
-        let candidate = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
-            &seed,
-        ));
-        let text = candidate
-            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-            .context("encoding the relay host key")?;
-        let stored = cases
-            .store
-            .relay_host_key(&text, cases.clock.now())
-            .await
-            .context("storing the relay host key")?;
+        let store = &cases.store;
+        let stored = match store.meta(HOST_KEY_META).await? {
+            Some(text) => text,
+            None => {
+                let seed: [u8; 32] = rand::random();
+                let candidate = PrivateKey::from(
+                    russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed),
+                );
+                let text = candidate
+                    .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+                    .context("encoding the relay host key")?;
+                // Another replica may have stored one meanwhile: theirs wins.
+                store
+                    .relay_host_key(&text, cases.clock.now())
+                    .await
+                    .context("storing the relay host key")?
+            }
+        };
         let host_key =
             PrivateKey::from_openssh(stored.as_bytes()).context("the stored relay host key")?;
         Ok(Relay {

@@ -104,16 +104,17 @@ impl Store {
     pub async fn relay_host_key(&self, candidate: &str, now: DateTime<Utc>) -> Result<String> {
         write!(self, |p, _d| {
             sqlx::query(
-                "INSERT INTO meta (key, value, updated_at) VALUES ('relay_host_key', $1, $2)
+                "INSERT INTO meta (key, value, updated_at) VALUES ($3, $1, $2)
                  ON CONFLICT (key) DO NOTHING",
             )
             .bind(candidate)
             .bind(to_micros(now))
+            .bind(crate::relay::HOST_KEY_META)
             .execute(p)
             .await?;
         });
         Ok(self
-            .meta("relay_host_key")
+            .meta(crate::relay::HOST_KEY_META)
             .await?
             .unwrap_or_else(|| candidate.to_string()))
     }
