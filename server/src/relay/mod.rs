@@ -183,6 +183,7 @@ impl Relay {
                         id: self.inner.next_conn.fetch_add(1, Ordering::Relaxed),
                         peer,
                         who: None,
+                        offered: None,
                     };
                     let config = Arc::clone(&config);
                     tokio::spawn(async move {
@@ -376,6 +377,9 @@ struct Conn {
     id: u64,
     peer: SocketAddr,
     who: Option<Who>,
+    /// What the last offered key identified (user, key fingerprint, owner),
+    /// so the signed request that follows needs no second lookup.
+    offered: Option<(String, String, Who)>,
 }
 
 impl Drop for Conn {
@@ -432,7 +436,11 @@ impl russh::server::Handler for Conn {
         user: &str,
         offer: russh::server::PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(match self.identify(user, offer.public_key).await {
+        let found = self.identify(user, offer.public_key).await;
+        self.offered = found
+            .clone()
+            .map(|who| (user.to_string(), fingerprint(offer.public_key), who));
+        Ok(match found {
             Some(_) => Auth::Accept,
             // An offer does not say whether the key comes with a
             // certificate: when CAs are trusted, let the client prove the
@@ -447,7 +455,12 @@ impl russh::server::Handler for Conn {
         user: &str,
         key: russh::server::VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        match self.identify(user, key.public_key).await {
+        let fp = fingerprint(key.public_key);
+        let known = match self.offered.take() {
+            Some((u, f, who)) if u == user && f == fp => Some(who),
+            _ => self.identify(user, key.public_key).await,
+        };
+        match known {
             Some(who) => {
                 match &who {
                     Who::Agent { uuid, .. } => {
@@ -462,7 +475,7 @@ impl russh::server::Handler for Conn {
             }
             None => {
                 metrics::counter!("outpost_relay_refusals_total", "reason" => "auth").increment(1);
-                tracing::info!(user = %user, peer = %self.peer, key = %fingerprint(key.public_key), "relay: authentication refused");
+                tracing::info!(user = %user, peer = %self.peer, key = %fp, "relay: authentication refused");
                 Ok(Auth::reject())
             }
         }
