@@ -144,9 +144,26 @@ impl Relay {
         listener: tokio::net::TcpListener,
         mut stop: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        // Sessions a previous run of this replica id cannot have (ids are
-        // fresh), but a crash of any replica leaves rows live: those of this
-        // replica are ended when it stops; see `end_orphaned_sessions`.
+        // A process that stopped without ending its sessions (killed, power
+        // loss) left them live on the record. On SQLite this is the only
+        // process, so every live row is such a leftover. With several
+        // replicas on PostgreSQL only a replica's own rows are known to be
+        // its; ending a dead replica's rows needs replica liveness (the
+        // scale-out issue).
+        let store = &self.inner.cases.store;
+        if store.dialect() == crate::store::Dialect::Sqlite {
+            match store
+                .end_live_sessions(None, "server stopped", self.inner.cases.clock.now())
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    sessions = n,
+                    "relay: ended sessions left live by a previous run"
+                ),
+                Err(err) => tracing::warn!(error = %err, "relay: ending leftover sessions failed"),
+            }
+        }
         let s = &self.inner.settings;
         let config = Arc::new(russh::server::Config {
             server_id: russh::SshId::Standard(
@@ -227,7 +244,7 @@ impl Relay {
             .inner
             .cases
             .store
-            .end_orphaned_sessions(&self.inner.replica, now)
+            .end_live_sessions(Some(&self.inner.replica), "relay stopped", now)
             .await
         {
             tracing::warn!(error = %err, "relay: recording the end of live sessions failed");

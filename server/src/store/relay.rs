@@ -221,21 +221,25 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Sessions a replica left live when it stopped (or died): ended now.
-    pub async fn end_orphaned_sessions(
+    /// Ends the sessions still live on `replica` (every replica if `None`),
+    /// with `reason`; returns how many.
+    pub async fn end_live_sessions(
         &self,
-        replica: &str,
+        replica: Option<&str>,
+        reason: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<u64> {
         Ok(write!(self, |p, _d| {
-            sqlx::query_scalar(
-                "UPDATE remote_sessions SET ended_at = $1, end_reason = 'relay stopped'
-                 WHERE replica = $2 AND ended_at IS NULL RETURNING id",
+            sqlx::query(
+                "UPDATE remote_sessions SET ended_at = $1, end_reason = $3
+                 WHERE ($2 IS NULL OR replica = $2) AND ended_at IS NULL",
             )
             .bind(to_micros(now))
             .bind(replica)
-            .fetch_all(p)
+            .bind(reason)
+            .execute(p)
             .await?
+            .rows_affected()
         }))
     }
 
