@@ -191,15 +191,14 @@ impl Server {
     /// Start `serve` on an ephemeral port with this server's data, logging to
     /// `log` in the test directory; returns its base URL once it listens.
     fn launch(&self, log: &str) -> Result<(String, String, Child)> {
+        self.launch_on(log, "127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    /// [`Server::launch`] on given HTTP and SSH addresses.
+    fn launch_on(&self, log: &str, http: &str, ssh: &str) -> Result<(String, String, Child)> {
         let log = self.dir.path().join(log);
         let mut child = Command::new(bin("outpost-server"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--ssh-listen",
-                "127.0.0.1:0",
-            ])
+            .args(["serve", "--listen", http, "--ssh-listen", ssh])
             .args(self.data_args())
             .env(
                 "OUTPOST_LOG",
@@ -213,7 +212,14 @@ impl Server {
             .context(
                 "cannot start outpost-server; was it built (cargo test --workspace builds it)?",
             )?;
-        let base = wait_for_listen(&log, &mut child)?;
+        let base = match wait_for_listen(&log, &mut child) {
+            Ok(base) => base,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let ssh = text
             .find("ssh_listen=")
@@ -356,33 +362,22 @@ impl Server {
     /// addresses (agents configured with them find it again).
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
-        let log = self.dir.path().join("server-restarted.log");
         let http = self
             .base
             .rsplit("://")
             .next()
             .context("base URL")?
             .to_string();
+        let ssh = self.ssh.clone();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut child = Command::new(bin("outpost-server"))
-                .args(["serve", "--listen", &http, "--ssh-listen", &self.ssh])
-                .args(self.data_args())
-                .env("OUTPOST_LOG", "info")
-                .env_remove("OUTPOST_DATABASE_URL")
-                .env_remove("OUTPOST_CONFIG")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log)?)
-                .spawn()?;
-            match wait_for_listen(&log, &mut child) {
-                Ok(_) => {
+            match self.launch_on("server-restarted.log", &http, &ssh) {
+                Ok((_, _, child)) => {
                     self.child = child;
                     return Ok(());
                 }
                 // The old sockets may linger a moment.
                 Err(e) if Instant::now() < deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
                     eprintln!("restart: retrying: {e}");
                     std::thread::sleep(Duration::from_millis(200));
                 }
