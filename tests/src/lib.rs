@@ -728,6 +728,17 @@ impl World {
     }
 }
 
+/// Clock ticks per second, the unit of CPU times in `/proc/PID/stat`
+/// (`getconf CLK_TCK`; 100 if it cannot say).
+pub fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?

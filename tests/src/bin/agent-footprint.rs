@@ -28,7 +28,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use outpost_tests::{bin, free_port, free_udp_port, Backend, Server};
+use outpost_tests::{bin, clk_tck, free_port, free_udp_port, Backend, Server};
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -252,15 +252,6 @@ fn sample(rows: &mut [Row]) {
         let reading = read_trees(&row.pids, &parents);
         row.samples.push((now, reading));
     }
-}
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// A free TCP port on 127.0.0.1 in 1024..=32767 (zabbix-agent2's ListenPort range).
@@ -564,18 +555,21 @@ async fn main() -> Result<()> {
     let trap_port = free_udp_port()?;
     let metrics_port = free_port()?;
     let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        agent_config(
-            dir.path(),
-            &server.base,
-            args.interval,
-            trap_port,
-            metrics_port,
-            &[],
-            relay,
-        ),
-    )?;
+    let write_config = |targets: &[u16]| {
+        std::fs::write(
+            &config,
+            agent_config(
+                dir.path(),
+                &server.base,
+                args.interval,
+                trap_port,
+                metrics_port,
+                targets,
+                relay,
+            ),
+        )
+    };
+    write_config(&[])?;
     let enrolled = Command::new(&agent_bin)
         .args([
             "enroll",
@@ -723,18 +717,7 @@ async fn main() -> Result<()> {
     let metrics_idle = http.get(&metrics_url).send().await?.text().await?;
 
     // Load: the targets in, SIGHUP; peers scraped.
-    std::fs::write(
-        &config,
-        agent_config(
-            dir.path(),
-            &server.base,
-            args.interval,
-            trap_port,
-            metrics_port,
-            &target_ports,
-            relay,
-        ),
-    )?;
+    write_config(&target_ports)?;
     let hup = Command::new("kill")
         .args(["-HUP", &agent.pid().to_string()])
         .status()?;

@@ -44,7 +44,9 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, ValueEnum};
-use outpost_tests::{bin, enroll_agent, wait_until, AgentProcess, Backend, Server, Sshd, World};
+use outpost_tests::{
+    bin, clk_tck, enroll_agent, wait_until, AgentProcess, Backend, Server, Sshd, World,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -225,15 +227,6 @@ impl Drop for Guard {
 }
 
 // ---------------------------------------------------------------- /proc
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
 
 /// `(ppid, utime + stime, cutime + cstime)` from `/proc/PID/stat`; the
 /// last is the CPU time of the children the process has reaped (and of
