@@ -15,15 +15,20 @@
 //!    pinned key.
 //! 2. User name: the agent id; `publickey` authentication with the agent's
 //!    ed25519 identity key (the same key signs the HTTPS uplink).
-//! 3. Global request `tcpip-forward` for address `"outpost"`, port 0; the
-//!    relay binds the tunnel to the authenticated agent.
+//! 3. Global request `tcpip-forward` for address
+//!    [`tunnel::FORWARD_ADDRESS`], port 0; the relay binds the tunnel to the
+//!    authenticated agent and answers with the flow-credit version
+//!    ([`tunnel::FLOW_CREDIT_VERSION`]) in place of a bound port. A relay
+//!    that answers anything else (an older server) is left, with an error
+//!    that says so.
 //! 4. The relay opens a `forwarded-tcpip` channel per engineer connection,
 //!    with the *connected address* = a target name and *connected port* =
 //!    the port asked for. The agent accepts it only if the name is in
 //!    `[[tunnel.targets]]` and the port in that target's `ports`, and only
 //!    once it has connected to `address:port` (10 s timeout); otherwise the
 //!    channel is refused (`administratively prohibited` or `connect
-//!    failed`) and a warning logged. Every other channel type (session,
+//!    failed`) and a warning logged. Data on an accepted channel follows
+//!    the flow credit of [`outpost_protocol::tunnel`] both ways. Every other channel type (session,
 //!    x11, auth-agent, direct-tcpip, streamlocal, unknown) is refused;
 //!    russh itself answers unknown global requests with a failure (only
 //!    keepalives succeed, and announced host keys are ignored).
@@ -53,20 +58,20 @@
 //!
 //! ## Memory and back-pressure
 //!
-//! russh delivers each channel's incoming data through a bounded queue of
-//! `channel_buffer_size` messages (of at most `maximum_packet_size` bytes
-//! each), and it re-opens the SSH window as soon as data *arrives*, not
-//! when the application consumes it. So the relay is never slowed down per
-//! channel: when one channel's queue is full, russh's session loop waits
-//! for room, which stalls *every* channel of the connection (and its
-//! keepalive replies). The splice therefore reads each channel promptly;
-//! the only thing that can hold a reader is a target that does not accept
-//! what it is sent, so a write to a target that makes no progress for
-//! [`TARGET_STALL_TIMEOUT`] gives up that channel (dropping its queue,
-//! which frees russh's loop at once). The queue is [`CHANNEL_BUFFER`]
-//! messages of at most 32 KiB, so at most 1 MiB per channel, and at most
-//! [`MAX_CHANNELS`] channels are open at once; target-to-relay data uses
-//! one [`READ_CHUNK`] buffer per channel and waits for the relay's window.
+//! One connection carries every channel, so no channel may hold up the
+//! others. russh re-opens the SSH window as soon as data *arrives* and
+//! hands it to a bounded queue per channel ([`CHANNEL_BUFFER`] messages)
+//! whose fullness stops the whole connection, keepalive replies included.
+//! So each channel is read at once into its own queue
+//! ([`flow::start`]), which the flow credit bounds to
+//! [`tunnel::WINDOW`] bytes: the relay sends no more until the agent has
+//! written what it holds to the target and returned credit. A target that
+//! stops reading so stops its own channel only, for as long as it likes
+//! (the relay's idle timeout ends a session where nothing moves); the
+//! other channels go on. Target-to-relay data uses one [`READ_CHUNK`]
+//! buffer per channel and waits for the relay's credit. At most
+//! [`MAX_CHANNELS`] channels are open at once, so the queues hold at most
+//! `MAX_CHANNELS` x `WINDOW` bytes.
 
 use std::fmt;
 use std::io;
@@ -78,19 +83,19 @@ use ed25519_dalek::SigningKey;
 use russh::client::{self, ChannelOpenHandle, DisconnectReason, Msg, Session};
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, Disconnect};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use outpost_protocol::tunnel::{self, flow};
 
 use crate::config::tunnel::normalize_public_key;
 use crate::config::{HostPort, TunnelConfig, TunnelTarget};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 
-/// The address sent with `tcpip-forward` (the relay ignores it).
-pub const FORWARD_ADDRESS: &str = "outpost";
 /// Shortest wait before reconnecting.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest wait before reconnecting.
@@ -105,11 +110,10 @@ const RELAY_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// TCP connection to a target.
 pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A write to a target that makes no progress this long closes the channel
-/// (see the module documentation).
-pub const TARGET_STALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// After both directions of a channel ended, how long to wait for the
-/// relay's close before closing the channel ourselves. (When the client
+/// relay's close before closing the channel ourselves; and after the relay
+/// closed a channel, how long a target may take to accept what arrived
+/// before the close. (When the client
 /// closes first, russh 0.65 keeps the channel's queue handle until the
 /// connection ends: a small leak per channel that a prompt relay avoids.)
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -366,6 +370,9 @@ enum Failure {
     Ssh(russh::Error),
     AuthRefused,
     ForwardRefused,
+    /// The relay answered the forwarding request with something other
+    /// than the flow-credit version.
+    NoFlowCredit(u32),
 }
 
 impl fmt::Display for Failure {
@@ -381,6 +388,12 @@ impl fmt::Display for Failure {
             Failure::Ssh(err) => write!(f, "SSH: {err}"),
             Failure::AuthRefused => f.write_str("the relay refused the agent's key"),
             Failure::ForwardRefused => f.write_str("the relay refused the tcpip-forward request"),
+            Failure::NoFlowCredit(answer) => write!(
+                f,
+                "the relay does not speak the tunnel's flow credit (it answered {answer}, \
+                 not {}): the server is older than this agent; upgrade it",
+                tunnel::FLOW_CREDIT_VERSION
+            ),
         }
     }
 }
@@ -450,13 +463,17 @@ async fn connect(
         if !auth.success() {
             return Err(Failure::AuthRefused);
         }
-        handle
-            .tcpip_forward(FORWARD_ADDRESS, 0)
+        let answer = handle
+            .tcpip_forward(tunnel::FORWARD_ADDRESS, 0)
             .await
             .map_err(|err| match err {
                 russh::Error::RequestDenied => Failure::ForwardRefused,
                 err => Failure::Ssh(err),
             })?;
+        if answer != tunnel::FLOW_CREDIT_VERSION {
+            disconnect(&mut handle, "the relay does not speak the flow credit").await;
+            return Err(Failure::NoFlowCredit(answer));
+        }
         Ok(handle)
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
@@ -856,8 +873,8 @@ enum Down {
     Eof,
     /// The relay closed the channel (or the connection went away).
     Closed,
-    /// The target accepted nothing for [`TARGET_STALL_TIMEOUT`].
-    Stalled,
+    /// The relay broke the flow credit.
+    Violation(String),
     /// Writing to the target failed.
     Failed(io::Error),
 }
@@ -880,15 +897,15 @@ async fn splice(
     counts: &Counts,
     metrics: &Metrics,
 ) -> String {
-    let (rx, tx) = channel.split();
+    let (rx, tx) = flow::start(channel);
     let (tcp_read, tcp_write) = stream.into_split();
-    let down = downstream(rx, tcp_write, counts, metrics);
+    let down = downstream(rx, &tx, tcp_write, counts, metrics);
     let up = upstream(tcp_read, &tx, counts, metrics);
     tokio::pin!(down, up);
     let mut down_eof = false;
     let mut up_eof = false;
     // The channel after the relay's EOF: still read, for its close.
-    let mut rx_after_eof: Option<ChannelReadHalf> = None;
+    let mut rx_after_eof: Option<flow::FlowRx> = None;
     let end = loop {
         tokio::select! {
             (ended, rx) = &mut down, if !down_eof => match ended {
@@ -900,10 +917,7 @@ async fn splice(
                     }
                 }
                 Down::Closed => break Some("closed by the relay".to_owned()),
-                Down::Stalled => break Some(format!(
-                    "the target accepted no data for {}s",
-                    TARGET_STALL_TIMEOUT.as_secs()
-                )),
+                Down::Violation(why) => break Some(format!("the relay broke the flow credit: {why}")),
                 Down::Failed(err) => break Some(format!("writing to the target: {err}")),
             },
             ended = &mut up, if !up_eof => match ended {
@@ -916,10 +930,11 @@ async fn splice(
                 Up::Failed(err) => break Some(format!("reading from the target: {err}")),
                 Up::ChannelGone => break Some("closed by the relay".to_owned()),
             },
-            msg = next_message(&mut rx_after_eof), if rx_after_eof.is_some() => match msg {
-                Some(ChannelMsg::Close) | None => break Some("closed by the relay".to_owned()),
+            event = next_event(&mut rx_after_eof), if rx_after_eof.is_some() => match event {
+                flow::Event::Closed => break Some("closed by the relay".to_owned()),
+                flow::Event::Violation(why) => break Some(format!("the relay broke the flow credit: {why}")),
                 // Anything after EOF is dropped.
-                Some(_) => {}
+                flow::Event::Data(_) | flow::Event::Eof => {}
             },
         }
     };
@@ -930,15 +945,25 @@ async fn splice(
             // does so promptly (see CLOSE_GRACE), then close.
             if let Some(rx) = rx_after_eof.as_mut() {
                 let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                    while !matches!(rx.wait().await, Some(ChannelMsg::Close) | None) {}
+                    while !matches!(
+                        rx.recv().await,
+                        flow::Event::Closed | flow::Event::Violation(_)
+                    ) {}
                 })
                 .await;
             }
             "both sides finished".to_owned()
         }
     };
-    let _ = tx.close().await;
+    tx.close().await;
     end
+}
+
+async fn next_event(rx: &mut Option<flow::FlowRx>) -> flow::Event {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `duration` to the millisecond, for logs.
@@ -946,55 +971,54 @@ fn millis(duration: Duration) -> Duration {
     Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
 
-async fn next_message(rx: &mut Option<ChannelReadHalf>) -> Option<ChannelMsg> {
-    match rx {
-        Some(rx) => rx.wait().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Relay to target. Returns the channel's read half so that the caller can
-/// keep reading it after EOF.
+/// Relay to target: data is written as the target takes it, and its
+/// credit returned once written. Returns the channel's receiving half so
+/// that the caller can keep reading it after EOF.
 async fn downstream(
-    mut rx: ChannelReadHalf,
+    mut rx: flow::FlowRx,
+    tx: &flow::FlowTx<Msg>,
     mut tcp: OwnedWriteHalf,
     counts: &Counts,
     metrics: &Metrics,
-) -> (Down, ChannelReadHalf) {
-    loop {
-        let ended = match rx.wait().await {
-            Some(ChannelMsg::Data { data }) => {
-                match tokio::time::timeout(TARGET_STALL_TIMEOUT, tcp.write_all(&data)).await {
-                    Ok(Ok(())) => {
-                        let n = data.len() as u64;
-                        counts.to_target.fetch_add(n, Ordering::Relaxed);
-                        metrics
-                            .tunnel_bytes_to_target
-                            .fetch_add(n, Ordering::Relaxed);
-                        continue;
-                    }
-                    Ok(Err(err)) => Down::Failed(err),
-                    Err(_) => Down::Stalled,
+) -> (Down, flow::FlowRx) {
+    // A target that takes nothing must not keep the channel once the relay
+    // closed it.
+    let mut closed = rx.ended();
+    let ended = loop {
+        match rx.recv().await {
+            flow::Event::Data(data) => {
+                let written = tokio::select! {
+                    written = tcp.write_all(&data) => written,
+                    () = closed.grace_passed(CLOSE_GRACE) => break Down::Closed,
+                };
+                if let Err(err) = written {
+                    break Down::Failed(err);
+                }
+                let n = data.len();
+                counts.to_target.fetch_add(n as u64, Ordering::Relaxed);
+                metrics
+                    .tunnel_bytes_to_target
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                if tx.passed_on(n).await.is_err() {
+                    break Down::Closed;
                 }
             }
-            Some(ChannelMsg::Eof) => {
+            flow::Event::Eof => {
                 // Half-close: the target reads EOF and may still answer.
                 let _ = tcp.shutdown().await;
-                Down::Eof
+                break Down::Eof;
             }
-            Some(ChannelMsg::Close) | None => Down::Closed,
-            // Extended data, window adjustments, requests: not for a
-            // forwarded TCP connection.
-            Some(_) => continue,
-        };
-        return (ended, rx);
-    }
+            flow::Event::Closed => break Down::Closed,
+            flow::Event::Violation(why) => break Down::Violation(why),
+        }
+    };
+    (ended, rx)
 }
 
-/// Target to relay; russh waits for the relay's window.
+/// Target to relay; each chunk waits for the relay's credit.
 async fn upstream(
     mut tcp: OwnedReadHalf,
-    tx: &russh::ChannelWriteHalf<Msg>,
+    tx: &flow::FlowTx<Msg>,
     counts: &Counts,
     metrics: &Metrics,
 ) -> Up {
@@ -1011,7 +1035,7 @@ async fn upstream(
         let Some(chunk) = buf.get(..n) else {
             return Up::Failed(io::Error::other("read past the buffer"));
         };
-        if tx.data_bytes(chunk.to_vec()).await.is_err() {
+        if tx.send(chunk.to_vec()).await.is_err() {
             return Up::ChannelGone;
         }
         let n = n as u64;

@@ -16,10 +16,11 @@ use outpost_agent::config::{HostPort, TunnelConfig, TunnelTarget};
 use outpost_agent::identity::{generate_key, Identity};
 use outpost_agent::metrics::Metrics;
 use outpost_agent::tunnel;
+use outpost_protocol::tunnel::{self as tunnel_protocol, flow};
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{self, Auth, Msg, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelMsg, Disconnect};
+use russh::{Channel, Disconnect};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -61,6 +62,8 @@ impl Drop for Relay {
 
 #[derive(Clone)]
 struct RelayHandler {
+    /// The answer to `tcpip-forward` (the flow-credit version it speaks).
+    answer: u32,
     user: String,
     agent_key: PublicKey,
     seen: Arc<Seen>,
@@ -95,6 +98,7 @@ impl server::Handler for RelayHandler {
             port: *port,
             handle: session.handle(),
         });
+        *port = self.answer;
         Ok(true)
     }
 }
@@ -150,6 +154,11 @@ async fn start_relay(agent: &AgentId) -> Relay {
 
 /// The same, rekeying after the given limits.
 async fn start_relay_with(agent: &AgentId, limits: russh::Limits) -> Relay {
+    start_relay_answering(agent, limits, tunnel_protocol::FLOW_CREDIT_VERSION).await
+}
+
+/// The same, answering `tcpip-forward` with `answer`.
+async fn start_relay_answering(agent: &AgentId, limits: russh::Limits, answer: u32) -> Relay {
     let host = keypair(random_seed());
     let host_key = openssh_text(host.public_key());
     let config = Arc::new(server::Config {
@@ -164,6 +173,7 @@ async fn start_relay_with(agent: &AgentId, limits: russh::Limits) -> Relay {
     let seen = Arc::new(Seen::default());
     let (tx, forwards) = mpsc::unbounded_channel();
     let handler = RelayHandler {
+        answer,
         user: agent.identity.agent_id.to_string(),
         agent_key: agent.public_key(),
         seen: Arc::clone(&seen),
@@ -199,7 +209,7 @@ impl Relay {
             .await
             .expect("the agent connects and asks for forwarding")
             .expect("relay running");
-        assert_eq!(forward.address, tunnel::FORWARD_ADDRESS);
+        assert_eq!(forward.address, tunnel_protocol::FORWARD_ADDRESS);
         assert_eq!(forward.port, 0);
         forward
     }
@@ -317,41 +327,41 @@ async fn open(forward: &Forward, name: &str, port: u16) -> Result<Channel<Msg>, 
 }
 
 /// Sends `payload` through the channel and reads it back (from an echo
-/// target), then half-closes and expects the agent's EOF and close.
+/// target), with the flow credit the real relay uses, then half-closes and
+/// expects the agent's EOF.
 async fn round_trip(channel: Channel<Msg>, payload: &[u8]) {
-    let (mut rx, tx) = channel.split();
+    let (mut rx, tx) = flow::start(channel);
     let send = async {
-        tx.data(payload).await.expect("send");
+        tx.send(payload.to_vec()).await.expect("send");
         tx.eof().await.expect("eof");
     };
     let receive = async {
         let mut echoed = Vec::with_capacity(payload.len());
         let mut eof = false;
         loop {
-            match tokio::time::timeout(PATIENCE, rx.wait())
+            match tokio::time::timeout(PATIENCE, rx.recv())
                 .await
                 .expect("echo")
             {
-                Some(ChannelMsg::Data { data }) => {
+                flow::Event::Data(data) => {
                     assert!(!eof, "data after EOF");
                     echoed.extend_from_slice(&data);
+                    tx.passed_on(data.len()).await.expect("credit");
                 }
-                Some(ChannelMsg::Eof) => {
+                flow::Event::Eof => {
                     eof = true;
-                    // Both directions are done: close, as the relay does.
-                    // (russh does not report the agent's answering close
-                    // to a side that closed first, so stop here.)
-                    tx.close().await.expect("close");
                     break;
                 }
-                Some(ChannelMsg::Close) | None => break,
-                Some(_) => {}
+                flow::Event::Closed => break,
+                flow::Event::Violation(why) => panic!("the agent broke the flow credit: {why}"),
             }
         }
         assert!(eof, "the agent passes on the target's EOF");
         echoed
     };
     let ((), echoed) = tokio::join!(send, receive);
+    // Both directions are done: close, as the relay does.
+    tx.close().await;
     assert_eq!(echoed.len(), payload.len());
     assert!(echoed == payload, "the echo differs from what was sent");
 }
@@ -673,5 +683,167 @@ async fn without_a_host_key_the_agent_waits_for_one() {
         b"hello",
     )
     .await;
+    running.stop().await;
+}
+
+/// A TCP target that accepts and reads nothing until told to; then it
+/// reads everything and reports the byte count.
+async fn start_sink() -> (u16, watch::Sender<bool>, mpsc::UnboundedReceiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+    let port = listener.local_addr().expect("addr").port();
+    let (read_now, read_rx) = watch::channel(false);
+    let (counts_tx, counts) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut read_rx = read_rx.clone();
+            let counts_tx = counts_tx.clone();
+            tokio::spawn(async move {
+                let _ = read_rx.wait_for(|go| *go).await;
+                let mut sink = tokio::io::sink();
+                let n = tokio::io::copy(&mut stream, &mut sink).await.unwrap_or(0);
+                let _ = counts_tx.send(n as usize);
+            });
+        }
+    });
+    (port, read_now, counts)
+}
+
+#[tokio::test]
+async fn a_target_that_stops_reading_holds_up_its_own_channel_only() {
+    let echo = start_echo().await;
+    let (sink, read_now, mut sunk) = start_sink().await;
+    let agent = AgentId::new(None);
+    let mut relay = start_relay(&agent).await;
+    let running = start_tunnel(
+        &agent,
+        tunnel_config(
+            relay.addr,
+            Some(relay.host_key.clone()),
+            vec![target("echo", &[echo]), target("sink", &[sink])],
+        ),
+    );
+    let forward = relay.next_forward().await;
+    // Channel A: far more than the window and every socket buffer, to a
+    // target that reads nothing yet.
+    const SENT: usize = 32 << 20;
+    let (_a_rx, a_tx) = flow::start(open(&forward, "sink", sink).await.expect("accepted"));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let sent = Arc::clone(&sent);
+        tokio::spawn(async move {
+            let chunk = payload(64 << 10);
+            while sent.load(Ordering::SeqCst) < SENT {
+                a_tx.send(chunk.clone()).await.expect("send to the sink");
+                sent.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+            a_tx.eof().await.expect("eof");
+            a_tx
+        })
+    };
+    // Wait until A is held back: no progress for half a second.
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = sent.load(Ordering::SeqCst);
+        assert!(now < SENT, "channel A was never held back");
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    // Channel B, on the same connection, carries more than a window both
+    // ways meanwhile.
+    let big = payload(4 << 20);
+    round_trip(open(&forward, "echo", echo).await.expect("accepted"), &big).await;
+    assert_eq!(sent.load(Ordering::SeqCst), last, "A stays held back");
+    // When the sink reads, A delivers every byte: nothing was cut or lost.
+    read_now.send(true).expect("sink");
+    let a_tx = tokio::time::timeout(PATIENCE, sender)
+        .await
+        .expect("A finishes once the target reads")
+        .expect("sender");
+    let got = tokio::time::timeout(PATIENCE, sunk.recv())
+        .await
+        .expect("the sink finishes")
+        .expect("count");
+    assert_eq!(got, SENT);
+    a_tx.close().await;
+    assert_eq!(running.get(|m| &m.tunnel_connects), 1);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_relay_that_overruns_its_credit_loses_that_channel_only() {
+    let echo = start_echo().await;
+    let (sink, _read_now, _sunk) = start_sink().await;
+    let agent = AgentId::new(None);
+    let mut relay = start_relay(&agent).await;
+    let running = start_tunnel(
+        &agent,
+        tunnel_config(
+            relay.addr,
+            Some(relay.host_key.clone()),
+            vec![target("echo", &[echo]), target("sink", &[sink])],
+        ),
+    );
+    let forward = relay.next_forward().await;
+    // A relay that ignores the credit: raw data, far beyond the window,
+    // to a target that reads nothing.
+    let channel = open(&forward, "sink", sink).await.expect("accepted");
+    let (mut rx, tx) = channel.split();
+    let flood = tokio::spawn(async move {
+        let chunk = payload(64 << 10);
+        for _ in 0..512 {
+            if tx.data(&chunk[..]).await.is_err() {
+                break;
+            }
+        }
+        tx
+    });
+    // The agent closes that channel.
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match rx.wait().await {
+                Some(russh::ChannelMsg::Close) | None => break,
+                Some(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the agent closes an overrun channel");
+    flood.abort();
+    // The connection and the other channels go on.
+    round_trip(
+        open(&forward, "echo", echo).await.expect("accepted"),
+        &payload(2 << 20),
+    )
+    .await;
+    assert_eq!(running.get(|m| &m.tunnel_connects), 1);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_relay_without_flow_credit_is_left() {
+    let echo = start_echo().await;
+    let agent = AgentId::new(None);
+    // An older relay: it answers the forwarding request with port 0.
+    let mut relay = start_relay_answering(&agent, russh::Limits::default(), 0).await;
+    let running = start_tunnel(
+        &agent,
+        tunnel_config(
+            relay.addr,
+            Some(relay.host_key.clone()),
+            vec![target("echo", &[echo])],
+        ),
+    );
+    let first = relay.next_forward().await;
+    // The agent leaves, and tries again later.
+    let _second = relay.next_forward().await;
+    assert!(
+        open(&first, "echo", echo).await.is_err(),
+        "the first connection is gone"
+    );
+    assert_eq!(running.get(|m| &m.tunnel_up), 0);
+    assert_eq!(running.get(|m| &m.tunnel_connects), 0);
     running.stop().await;
 }

@@ -35,6 +35,7 @@ mod heartbeat;
 mod inventory;
 mod message;
 mod topology;
+pub mod tunnel;
 mod uplink;
 
 #[cfg(test)]

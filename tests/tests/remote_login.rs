@@ -744,3 +744,163 @@ async fn engineers_log_in_with_certificates_from_a_trusted_ca() -> Result<()> {
     }
     Ok(())
 }
+
+/// The bytes session A sends: a pattern that shows loss, duplication and
+/// reordering.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ ((i / 251) % 256) as u8)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_that_stops_reading_never_stalls_another_on_the_same_tunnel() -> Result<()> {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let echo = echo_service()?;
+    let Setup {
+        s,
+        w,
+        engineer,
+        device,
+        eng,
+        agent,
+        dir: _dir,
+        ..
+    } = setup(None, None, &[echo]).await?;
+    assigned_case(&s, &w).await?;
+
+    // Session A sends far more than every buffer on the way holds, and
+    // reads nothing back: the echo's answers pile up towards the engineer.
+    const SENT: usize = 48 << 20;
+    let mut slow = eng.forward_child(&engineer, &device, echo)?;
+    let mut stdin = slow.stdin.take().context("stdin")?;
+    let mut stdout = slow.stdout.take().context("stdout")?;
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let written = Arc::clone(&written);
+        std::thread::spawn(move || -> std::io::Result<()> {
+            let data = pattern(SENT);
+            for chunk in data.chunks(64 << 10) {
+                stdin.write_all(chunk)?;
+                written.fetch_add(chunk.len(), Ordering::Relaxed);
+            }
+            Ok(())
+        })
+    };
+    // Wait until everything is sent or the writer is blocked (no progress
+    // for a second): either way the tunnel's share of A is full.
+    let mut last = usize::MAX;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = written.load(Ordering::Relaxed);
+        if now == last || now >= SENT {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("session A kept sending for a minute ({now} bytes written)");
+        }
+        last = now;
+    }
+    assert!(slow.try_wait()?.is_none(), "session A is still open");
+
+    // Session B, through the same agent tunnel, works meanwhile: round trips,
+    // and a transfer larger than any one window.
+    for i in 0..5 {
+        let line = format!("ping {i}\n");
+        let out = eng
+            .forward(&engineer, &device, echo, &line)
+            .with_context(|| s.log_text())?;
+        assert_eq!(text(&out.stdout), line, "{}", text(&out.stderr));
+    }
+    let bulk = pattern(3 << 20);
+    let mut fast = eng.forward_child(&engineer, &device, echo)?;
+    let mut fast_in = fast.stdin.take().context("stdin")?;
+    let feeder = std::thread::spawn(move || fast_in.write_all(&bulk));
+    // (Its output is read while it runs: more than a pipe holds.)
+    let (done, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(fast.wait_with_output()));
+    let out = output
+        .recv_timeout(Duration::from_secs(60))
+        .context("session B's bulk echo did not finish")??;
+    feeder
+        .join()
+        .map_err(|_| anyhow::anyhow!("feeder panicked"))??;
+    assert!(
+        out.stdout == pattern(3 << 20),
+        "session B's bulk echo differs"
+    );
+    // And A was never cut: it is still open, and when it reads again every
+    // byte comes back, in order.
+    assert!(
+        slow.try_wait()?.is_none(),
+        "session A was cut: {}",
+        s.log_text()
+    );
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(SENT);
+        stdout.read_to_end(&mut got).map(|_| got)
+    });
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    let got = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader panicked"))??;
+    let status = wait_output(slow, Duration::from_secs(60))?;
+    assert_eq!(got.len(), SENT, "{}", text(&status.stderr));
+    assert!(got == pattern(SENT), "session A's echo differs");
+    drop(agent);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_engineer_who_floods_without_reading_loses_only_their_session() -> Result<()> {
+    let echo = echo_service()?;
+    let Setup {
+        s,
+        w,
+        engineer,
+        device,
+        eng,
+        agent: _agent,
+        dir: _dir,
+        ..
+    } = setup(Some("[relay]\nmax_session_buffer_mib = 8\n"), None, &[echo]).await?;
+    assigned_case(&s, &w).await?;
+    // 48 MiB into an echo, reading nothing back: past 8 MiB ahead of the
+    // device, the relay cuts the session rather than hold more.
+    let mut flood = eng.forward_child(&engineer, &device, echo)?;
+    let mut stdin = flood.stdin.take().context("stdin")?;
+    let stdout = flood.stdout.take();
+    std::thread::spawn(move || {
+        let chunk = pattern(64 << 10);
+        for _ in 0..768 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    wait_until("the flooding session is cut", 60, async || {
+        let (_, sessions) = s.get("/api/v1/remote-sessions", &w.dispatcher).await?;
+        Ok(sessions[0]["end_reason"].is_string())
+    })
+    .await
+    .with_context(|| s.log_text())?;
+    // (ssh leaves once what it holds for its stdout has gone somewhere.)
+    drop(stdout);
+    wait_cut(&mut flood, "ssh after the cut")?;
+    let (_, sessions) = s.get("/api/v1/remote-sessions", &w.dispatcher).await?;
+    let reason = sessions[0]["end_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("more than the device took, while reading nothing back"),
+        "{sessions}"
+    );
+    // The tunnel is fine: the next session works.
+    let out = eng.forward(&engineer, &device, echo, "after\n")?;
+    assert_eq!(text(&out.stdout), "after\n", "{}", text(&out.stderr));
+    Ok(())
+}

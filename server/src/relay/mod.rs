@@ -3,10 +3,11 @@
 //! client (`ssh -J alice@relay:2222 admin@core-sw-1`).
 //!
 //! * **Agents** log in as their agent id with their enrolled ed25519 key and
-//!   send `tcpip-forward`; the relay keeps the connection as that agent's
-//!   tunnel, whatever address the request names. Which devices a tunnel
-//!   reaches is the server's record (`devices.agent_id`, `agent_target`),
-//!   never what the agent says.
+//!   send `tcpip-forward` with the address that says they speak the
+//!   tunnel's per-channel flow credit ([`outpost_protocol::tunnel`]); the
+//!   relay keeps the connection as that agent's tunnel. Which devices a
+//!   tunnel reaches is the server's record (`devices.agent_id`,
+//!   `agent_target`), never what the agent says.
 //! * **Engineers** log in as their user name with an SSH key registered on
 //!   their user. Their `direct-tcpip` request names a device (or a case
 //!   number) and a port. It is allowed only while they hold a grant: an
@@ -37,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
+use outpost_protocol::tunnel::{self, flow};
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
@@ -78,6 +80,9 @@ struct LiveSession {
     user_id: i64,
     kill: watch::Sender<Option<String>>,
 }
+
+/// The agent's channel to a device, read at once with flow credit.
+type DeviceFlow = (flow::FlowRx, flow::FlowTx<Msg>);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -542,11 +547,18 @@ impl russh::server::Handler for Conn {
         session: &mut Session,
     ) -> Result<bool, Self::Error> {
         match &self.who {
+            Some(Who::Agent { uuid, .. }) if address != tunnel::FORWARD_ADDRESS => {
+                tracing::warn!(agent = %uuid, peer = %self.peer, asked = %address, "relay: refused the agent's tunnel: it does not speak the tunnel's flow credit (an older agent); upgrade the agent");
+                metrics::counter!("outpost_relay_refusals_total", "reason" => "tunnel_protocol")
+                    .increment(1);
+                Ok(false)
+            }
             Some(Who::Agent { id, uuid }) => {
-                tracing::info!(agent = %uuid, peer = %self.peer, asked = %address, "relay: agent tunnel up");
+                tracing::info!(agent = %uuid, peer = %self.peer, "relay: agent tunnel up");
                 self.relay.add_tunnel(*id, self.id, session.handle());
                 metrics::counter!("outpost_relay_tunnel_connects_total").increment(1);
-                *port = 0;
+                // In place of a bound port: the flow-credit version.
+                *port = tunnel::FLOW_CREDIT_VERSION;
                 Ok(true)
             }
             _ => Ok(false),
@@ -617,7 +629,7 @@ struct Request {
 impl Relay {
     /// Checks the grant, opens the agent's channel, records and splices.
     /// Checks the request and opens the agent's channel to the device.
-    async fn connect(&self, rq: &Request) -> Result<(grants::Grant, Channel<Msg>), Refused> {
+    async fn connect(&self, rq: &Request) -> Result<(grants::Grant, DeviceFlow), Refused> {
         let refused = |reason: String, case_id: Option<i64>, failure| Refused {
             reason,
             case_id,
@@ -681,7 +693,9 @@ impl Relay {
             )
             .await
         {
-            Ok(channel) => Ok((grant, channel)),
+            // Read at once, before the session is recorded: the device
+            // may speak first (an SSH banner).
+            Ok(channel) => Ok((grant, flow::start(channel))),
             Err(err) => Err(refused(
                 format!(
                     "the agent refused or could not reach {}:{}: {err}",
@@ -758,7 +772,7 @@ impl Relay {
             Ok(id) => id,
             Err(err) => {
                 tracing::warn!(error = %err, "relay: recording a session failed; refusing it");
-                let _ = device_channel.close().await;
+                device_channel.1.close().await;
                 reply.reject(ChannelOpenFailure::ResourceShortage).await;
                 return;
             }
@@ -817,6 +831,7 @@ impl Relay {
             device_channel,
             kill_rx,
             inner.settings.idle_timeout,
+            inner.settings.max_session_buffer,
         )
         .await;
         lock(&inner.sessions).remove(&session_id);

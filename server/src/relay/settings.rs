@@ -33,6 +33,9 @@ pub struct RelaySpec {
     /// SSH keepalive towards agents and engineers. Default 30s; 3 missed
     /// close the connection.
     pub keepalive: Option<Span>,
+    /// How far (MiB) an engineer who reads nothing back may send ahead of
+    /// the device before the session is cut. Default 64, at least 8.
+    pub max_session_buffer_mib: Option<u32>,
     /// CAs whose OpenSSH user certificates log engineers in (besides the
     /// keys registered on users): OpenSSH public key lines.
     #[serde(default)]
@@ -50,6 +53,8 @@ pub struct RelaySettings {
     pub auth_rejection_time: Duration,
     pub max_tunnels_per_agent: u32,
     pub keepalive: Duration,
+    /// Bytes (see `max_session_buffer_mib`).
+    pub max_session_buffer: u64,
     pub trusted_cas: super::certs::TrustedCas,
 }
 
@@ -109,6 +114,15 @@ impl RelaySpec {
                 Duration::from_secs(30),
                 Duration::from_secs(1),
             )?,
+            max_session_buffer: match self.max_session_buffer_mib {
+                None => 64 << 20,
+                Some(n) if (8..=4096).contains(&n) => u64::from(n) << 20,
+                Some(n) => {
+                    return Err(format!(
+                        "relay.max_session_buffer_mib: {n} is out of range 8..=4096"
+                    ))
+                }
+            },
             trusted_cas: super::certs::TrustedCas::parse(&self.trusted_user_ca_keys)?,
         })
     }
@@ -145,5 +159,17 @@ mod tests {
             .err()
             .unwrap_or_default()
             .contains("relay.max_tunnels_per_agent"));
+        assert_eq!(s.max_session_buffer, 64 << 20);
+        for bad in [0, 7, 4097] {
+            let spec = RelaySpec {
+                max_session_buffer_mib: Some(bad),
+                ..RelaySpec::default()
+            };
+            assert!(spec
+                .build(None)
+                .err()
+                .unwrap_or_default()
+                .contains("relay.max_session_buffer_mib"));
+        }
     }
 }
