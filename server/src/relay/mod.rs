@@ -208,12 +208,18 @@ impl Relay {
                         offered: None,
                     };
                     let config = Arc::clone(&config);
+                    // The handshake's future is large (kilobytes): it runs
+                    // in a task of its own that ends with it, and the
+                    // connection's life is awaited by a small one (a
+                    // tunnel can be idle for days).
                     tokio::spawn(async move {
                         match russh::server::run_stream(config, socket, handler).await {
                             Ok(session) => {
-                                if let Err(err) = session.await {
-                                    tracing::debug!(peer = %peer, error = %err, "relay connection ended");
-                                }
+                                tokio::spawn(async move {
+                                    if let Err(err) = session.await {
+                                        tracing::debug!(peer = %peer, error = %err, "relay connection ended");
+                                    }
+                                });
                             }
                             Err(err) => tracing::debug!(peer = %peer, error = %err, "relay handshake failed"),
                         }
@@ -458,7 +464,9 @@ impl russh::server::Handler for Conn {
         user: &str,
         offer: russh::server::PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        let found = self.identify(user, offer.public_key).await;
+        // (Database futures are boxed: russh embeds each handler's future in
+        // the connection's own, which lives as long as the tunnel.)
+        let found = Box::pin(self.identify(user, offer.public_key)).await;
         self.offered = found
             .clone()
             .map(|who| (user.to_string(), fingerprint(offer.public_key), who));
@@ -480,7 +488,7 @@ impl russh::server::Handler for Conn {
         let fp = fingerprint(key.public_key);
         let known = match self.offered.take() {
             Some((u, f, who)) if u == user && f == fp => Some(who),
-            _ => self.identify(user, key.public_key).await,
+            _ => Box::pin(self.identify(user, key.public_key)).await,
         };
         match known {
             Some(who) => {
@@ -525,7 +533,7 @@ impl russh::server::Handler for Conn {
         ) {
             return refuse(format!("the certificate {why}"));
         }
-        match inner.cases.store.user_by_name(user).await {
+        match Box::pin(inner.cases.store.user_by_name(user)).await {
             Ok(Some(u)) if u.active => {
                 tracing::info!(user = %user, peer = %self.peer, key_id = %certificate.key_id(), "relay: engineer authenticated by certificate");
                 self.who = Some(Who::Engineer {
