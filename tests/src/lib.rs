@@ -4,6 +4,10 @@
 //!
 //! PostgreSQL: `OUTPOST_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`)
 //! names a server where the tests may create and drop databases.
+//!
+//! Agent binary: `OUTPOST_TEST_AGENT` (default: the workspace's own build)
+//! puts another agent build, such as the static musl one, through the
+//! tests that run the agent.
 
 use anyhow::{bail, Context, Result};
 use reqwest::{Method, StatusCode};
@@ -20,6 +24,13 @@ pub enum Backend {
 
 /// The workspace's target directory holding the built binaries.
 pub fn bin(name: &str) -> PathBuf {
+    // Another agent build (e.g. the static musl one) can be put through the
+    // same tests: OUTPOST_TEST_AGENT=path/to/outpost-agent.
+    if name == "outpost-agent" {
+        if let Some(path) = std::env::var_os("OUTPOST_TEST_AGENT") {
+            return PathBuf::from(path);
+        }
+    }
     // Test executables live in target/<profile>/deps; binaries one level up.
     let exe = std::env::current_exe().unwrap_or_default();
     let dir = exe
