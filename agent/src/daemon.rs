@@ -609,10 +609,9 @@ fn links(device: &str, poll: &crate::snmp::DevicePoll) -> Vec<LldpLink> {
         .iter()
         .map(|n| LldpLink {
             device: device.to_owned(),
-            local_port: n
-                .local_port
-                .clone()
-                .unwrap_or_else(|| n.local_port_num.to_string()),
+            // As fault keys name it, so that the diagram can mark the
+            // link a fault is on.
+            local_port: n.port_name(&poll.interfaces),
             remote_chassis_id: n.remote_chassis_id.clone(),
             remote_sys_name: n.remote_sys_name.clone(),
             remote_port: n.remote_port_id.clone().unwrap_or_default(),

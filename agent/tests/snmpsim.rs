@@ -195,6 +195,8 @@ async fn poll_reads_inventory_sensors_states_and_lldp_from_snmpsim() {
     assert_eq!(poll.neighbours.len(), 2, "{:#?}", poll.neighbours);
     let dist = neighbour(&poll, 1);
     assert_eq!(dist.local_port.as_deref(), Some("GigabitEthernet1/0/1"));
+    // As fault keys name it: the interface with that ifDescr, by its ifName.
+    assert_eq!(dist.port_name(&poll.interfaces), "Gi1/0/1");
     assert_eq!(
         dist.remote_sys_name.as_deref(),
         Some("dist-sw1.example.net")

@@ -242,13 +242,15 @@ flap_window = "2s"
     assert_eq!(
         edges,
         [
+            // Local ports as fault keys name them (ifName), so that the
+            // diagram can mark the link a fault is on.
             (
-                "GigabitEthernet1/0/1".to_owned(),
+                "Gi1/0/1".to_owned(),
                 format!("device:{dist_id}"),
                 "Gi1/0/24".to_owned()
             ),
             (
-                "GigabitEthernet1/0/2".to_owned(),
+                "Gi1/0/2".to_owned(),
                 "lldp:ap-floor2.example.net".to_owned(),
                 "f4:cf:e2:01:02:03".to_owned()
             ),

@@ -239,6 +239,8 @@ pub struct LldpNeighbour {
     pub local_port_num: u32,
     /// The local port's `lldpLocPortDesc` or `lldpLocPortId`, if known.
     pub local_port: Option<String>,
+    /// The local port's `lldpLocPortId`, if known.
+    pub local_port_id: Option<String>,
     /// `lldpRemSysName`.
     pub remote_sys_name: Option<String>,
     /// `lldpRemPortId` (MAC addresses as `aa:bb:..`).
@@ -498,6 +500,7 @@ pub fn neighbours(remote: &Table, local_ports: &Table) -> Vec<LldpNeighbour> {
                     p.text(lldp::LOC_PORT_DESC)
                         .or_else(|| p.text(lldp::LOC_PORT_ID))
                 }),
+                local_port_id: local.and_then(|p| p.text(lldp::LOC_PORT_ID)),
                 remote_sys_name: row.text(lldp::REM_SYS_NAME),
                 remote_port_id: lldp_id(row, lldp::REM_PORT_ID_SUBTYPE, lldp::REM_PORT_ID, 3),
                 remote_port_desc: row.text(lldp::REM_PORT_DESC),
@@ -510,6 +513,28 @@ pub fn neighbours(remote: &Table, local_ports: &Table) -> Vec<LldpNeighbour> {
             })
         })
         .collect()
+}
+
+impl LldpNeighbour {
+    /// The local port as fault keys name it (`ifName`, see
+    /// [`Interface::name`]): the interface whose `ifName`, else whose
+    /// `ifDescr`, equals the port's `lldpLocPortId` or `lldpLocPortDesc`.
+    /// Without such an interface, the LLDP text, else the port number.
+    pub fn port_name(&self, interfaces: &[Interface]) -> String {
+        let candidates = [self.local_port_id.as_deref(), self.local_port.as_deref()];
+        let by = |field: fn(&Interface) -> &str| {
+            candidates.iter().flatten().find_map(|text| {
+                interfaces
+                    .iter()
+                    .find(|i| field(i) == *text)
+                    .map(|i| i.name.clone())
+            })
+        };
+        by(|i| i.name.as_str())
+            .or_else(|| by(|i| i.descr.as_str()))
+            .or_else(|| self.local_port.clone())
+            .unwrap_or_else(|| self.local_port_num.to_string())
+    }
 }
 
 /// An LLDP chassis or port ID: as a MAC address when its subtype says so

@@ -294,10 +294,50 @@ fn lldp_neighbours_with_local_port_names_and_mac_ids() {
         [LldpNeighbour {
             local_port_num: 3,
             local_port: Some("Gi1/0/3".into()),
+            local_port_id: Some("Gi1/0/3".into()),
             remote_sys_name: Some("core1".into()),
             remote_port_id: Some("Gi0/48".into()),
             remote_port_desc: None,
             remote_chassis_id: Some("00:1b:54:aa:bb:0c".into()),
         }]
     );
+}
+
+#[test]
+fn lldp_local_ports_are_named_as_fault_keys_name_interfaces() {
+    let if_rows = table(&[
+        (&[1], &[(if_table::DESCR, text("GigabitEthernet1/0/1"))]),
+        (&[2], &[(if_table::DESCR, text("GigabitEthernet1/0/2"))]),
+    ]);
+    let if_x_rows = table(&[
+        (&[1], &[(if_x_table::NAME, text("Gi1/0/1"))]),
+        (&[2], &[(if_x_table::NAME, text("Gi1/0/2"))]),
+    ]);
+    let interfaces = interfaces(&if_rows, &if_x_rows);
+    let port = |id: Option<&str>, desc: Option<&str>| LldpNeighbour {
+        local_port_num: 9,
+        local_port: desc.or(id).map(str::to_owned),
+        local_port_id: id.map(str::to_owned),
+        remote_sys_name: None,
+        remote_port_id: None,
+        remote_port_desc: None,
+        remote_chassis_id: None,
+    };
+    // The port ID is the ifName (subtype interfaceName).
+    assert_eq!(
+        port(Some("Gi1/0/1"), Some("uplink")).port_name(&interfaces),
+        "Gi1/0/1"
+    );
+    // The description is the ifDescr (what LLDP-MIB recommends).
+    assert_eq!(
+        port(Some("17"), Some("GigabitEthernet1/0/2")).port_name(&interfaces),
+        "Gi1/0/2"
+    );
+    // No interface matches: the LLDP text, else the port number.
+    assert_eq!(
+        port(Some("17"), Some("uplink")).port_name(&interfaces),
+        "uplink"
+    );
+    assert_eq!(port(None, None).port_name(&interfaces), "9");
+    assert_eq!(port(None, Some("Gi1/0/1")).port_name(&[]), "Gi1/0/1");
 }
