@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::auth::{generate_token, hash_token, Role};
 use crate::cases::Cases;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Database, Overrides};
 use crate::directory::NewUser;
 use crate::store::Store;
 
@@ -52,6 +52,22 @@ pub enum Command {
     /// Administration on the server's data.
     #[command(subcommand)]
     Admin(Admin),
+    /// Write a consistent copy of the embedded database to FILE while the
+    /// server runs (SQLite; for PostgreSQL use pg_dump, see the README).
+    Backup {
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put the backup FILE in place of the embedded database (SQLite; the
+    /// server must be stopped). The replaced database is kept beside it.
+    Restore {
+        file: PathBuf,
+        /// Replace a database that holds data.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -144,12 +160,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(a) => {
             let config = Config::load(&overrides(&cli.common, a.listen, a.ssh_listen))?;
+            let _lock = serve_lock(&config)?;
             let store = open(&config).await?;
             let listener = bind(&config).await?;
             serve(config, listener, store, clock).await?;
         }
         Command::Demo(a) => {
             let mut config = Config::load(&overrides(&cli.common, a.listen, a.ssh_listen))?;
+            let _lock = serve_lock(&config)?;
             let store = open(&config).await?;
             let listener = bind(&config).await?;
             config.listen = listener.local_addr()?;
@@ -174,6 +192,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(&overrides(&cli.common, None, None))?;
             let store = open(&config).await?;
             return admin(cmd, store, clock).await;
+        }
+        Command::Backup { file, force } => {
+            let config = Config::load(&overrides(&cli.common, None, None))?;
+            if let Database::Postgres { .. } = config.database {
+                bail!("the database is PostgreSQL: back it up with pg_dump (README, \"Backup and restore\")");
+            }
+            let store = open(&config).await?;
+            let info = crate::backup::backup(&store, &file, force).await?;
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "backup written to {} ({size} bytes, {} cases, schema {}, integrity ok)",
+                file.display(),
+                info.cases,
+                info.schema_version
+            );
+        }
+        Command::Restore { file, force } => {
+            let config = Config::load(&overrides(&cli.common, None, None))?;
+            let Database::Sqlite { path } = &config.database else {
+                bail!("the database is PostgreSQL: restore it with pg_restore (README, \"Backup and restore\")");
+            };
+            let now = clock.now().format("%Y%m%dT%H%M%SZ").to_string();
+            let done = crate::backup::restore(&file, path, force, &now).await?;
+            if let Some(kept) = &done.kept {
+                println!("the replaced database is kept as {}", kept.display());
+            }
+            println!(
+                "restored {} ({} cases, schema {}) to {}",
+                file.display(),
+                done.info.cases,
+                done.info.schema_version,
+                path.display()
+            );
+            // Bring the schema up to date, and check every history chain.
+            let store = open(&config).await?;
+            return admin(Admin::Verify, store, clock).await;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -246,6 +300,15 @@ async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Resul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// On the embedded database, only one server at a time (and no restore
+/// under it).
+fn serve_lock(config: &Config) -> anyhow::Result<Option<crate::backup::ServeLock>> {
+    match &config.database {
+        Database::Sqlite { path } => crate::backup::ServeLock::acquire(path).map(Some),
+        Database::Postgres { .. } => Ok(None),
+    }
 }
 
 async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod backup;
 pub mod cases;
 pub mod cli;
 pub mod clock;

@@ -12,6 +12,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod backup;
 pub mod cases;
 pub mod directory;
 pub mod meta;
