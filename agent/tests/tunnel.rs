@@ -708,21 +708,24 @@ async fn start_sink() -> (u16, watch::Sender<bool>, mpsc::UnboundedReceiver<usiz
     (port, read_now, counts)
 }
 
-#[tokio::test]
-async fn a_target_that_stops_reading_holds_up_its_own_channel_only() {
-    let echo = start_echo().await;
-    let (sink, read_now, mut sunk) = start_sink().await;
+/// A relay, the agent's tunnel to it with `targets`, and its connection.
+async fn tunnel_to(targets: Vec<TunnelTarget>) -> (Relay, Running, Forward) {
     let agent = AgentId::new(None);
     let mut relay = start_relay(&agent).await;
     let running = start_tunnel(
         &agent,
-        tunnel_config(
-            relay.addr,
-            Some(relay.host_key.clone()),
-            vec![target("echo", &[echo]), target("sink", &[sink])],
-        ),
+        tunnel_config(relay.addr, Some(relay.host_key.clone()), targets),
     );
     let forward = relay.next_forward().await;
+    (relay, running, forward)
+}
+
+#[tokio::test]
+async fn a_target_that_stops_reading_holds_up_its_own_channel_only() {
+    let echo = start_echo().await;
+    let (sink, read_now, mut sunk) = start_sink().await;
+    let (_relay, running, forward) =
+        tunnel_to(vec![target("echo", &[echo]), target("sink", &[sink])]).await;
     // Channel A: far more than the window and every socket buffer, to a
     // target that reads nothing yet.
     const SENT: usize = 32 << 20;
@@ -776,17 +779,8 @@ async fn a_target_that_stops_reading_holds_up_its_own_channel_only() {
 async fn a_relay_that_overruns_its_credit_loses_that_channel_only() {
     let echo = start_echo().await;
     let (sink, _read_now, _sunk) = start_sink().await;
-    let agent = AgentId::new(None);
-    let mut relay = start_relay(&agent).await;
-    let running = start_tunnel(
-        &agent,
-        tunnel_config(
-            relay.addr,
-            Some(relay.host_key.clone()),
-            vec![target("echo", &[echo]), target("sink", &[sink])],
-        ),
-    );
-    let forward = relay.next_forward().await;
+    let (_relay, running, forward) =
+        tunnel_to(vec![target("echo", &[echo]), target("sink", &[sink])]).await;
     // A relay that ignores the credit: raw data, far beyond the window,
     // to a target that reads nothing.
     let channel = open(&forward, "sink", sink).await.expect("accepted");
