@@ -102,6 +102,12 @@ pub enum Admin {
         #[arg(long, default_value = "cli")]
         name: String,
     },
+    /// Set a user's web-console password, read from the first line of
+    /// standard input (e.g. a forgotten admin password).
+    Password {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 /// Parse arguments and run; returns the process exit code.
@@ -278,6 +284,23 @@ async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Resul
                 .insert_token(user.id, &name, &hash_token(&token), clock.now())
                 .await?;
             println!("{token}");
+        }
+        Admin::Password { username } => {
+            let user = store
+                .user_by_name(&username)
+                .await?
+                .with_context(|| format!("no user named {username:?}"))?;
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            crate::password::check_policy(password, &user.username)?;
+            let hash = crate::password::hash(password)?;
+            store
+                .set_password_hash(user.id, Some(&hash), clock.now())
+                .await?;
+            println!("password set for {:?}", user.username);
         }
         Admin::Verify => {
             let cases = Cases::new(store, clock);

@@ -44,6 +44,11 @@ pub enum Error {
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 
+    /// A failure inside the server that is none of the caller's doing
+    /// (e.g. the password hasher).
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// Anything the database reports that is not one of the above.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

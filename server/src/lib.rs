@@ -13,6 +13,7 @@ pub mod directory;
 pub mod error;
 pub mod http;
 pub mod notify;
+pub mod password;
 pub mod relay;
 pub mod sla;
 pub mod store;

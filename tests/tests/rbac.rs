@@ -431,6 +431,14 @@ fn ops() -> Vec<Op> {
             needs_case: false,
         },
         Op {
+            name: "password for another user",
+            method: Method::PUT,
+            path: |w, _| format!("/api/v1/users/{}/password", w.engineer2.0),
+            body: |_, _| Some(json!({ "password": "a long enough password" })),
+            allowed: &["admin"],
+            needs_case: false,
+        },
+        Op {
             name: "ssh key for another user",
             method: Method::POST,
             path: |w, _| format!("/api/v1/users/{}/ssh-keys", w.engineer2.0),

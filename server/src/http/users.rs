@@ -233,3 +233,65 @@ pub async fn delete_ssh_key(
         Err(Error::not_found(format!("ssh key {key_id} of user {id}")).into())
     }
 }
+
+/// A new password for the web console.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    /// The new password: 10 to 1024 characters, not the user name.
+    pub password: String,
+    /// The caller's current password. Required to change one's own password
+    /// once one is set; an admin setting another user's does not give it.
+    pub current_password: Option<String>,
+}
+
+/// Set a user's password (argon2id; only the hash is stored). Users set
+/// their own, giving the current one; admins set anyone's.
+#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "users", request_body = NewPassword,
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn set_password(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<NewPassword>,
+) -> ApiResult<StatusCode> {
+    let user = target_user(&s, &who, id).await?;
+    if !user.active {
+        return Err(Error::invalid("id", format!("user {id} is deactivated")).into());
+    }
+    if id == who.user_id {
+        if let Some(stored) = s.store.password_hash(id).await? {
+            let Some(current) = req.current_password.clone() else {
+                return Err(Error::invalid(
+                    "current_password",
+                    "is required to change your own password",
+                )
+                .into());
+            };
+            if !blocking(move || Ok(crate::password::verify(&current, &stored))).await? {
+                return Err(Error::forbidden("current_password does not match").into());
+            }
+        }
+    }
+    crate::password::check_policy(&req.password, &user.username)?;
+    let password = req.password;
+    let hash = blocking(move || crate::password::hash(&password)).await?;
+    s.store
+        .set_password_hash(id, Some(&hash), s.clock.now())
+        .await?;
+    tracing::info!(user = %user.username, by = %who.username, "password set");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs a CPU-heavy step (argon2: tens of milliseconds) off the async
+/// workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("password hashing task: {e}")))?
+}

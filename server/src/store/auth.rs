@@ -263,6 +263,38 @@ impl Store {
         }))
     }
 
+    /// Sets (or, with `None`, clears) a user's password hash.
+    pub async fn set_password_hash(
+        &self,
+        user_id: i64,
+        hash: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let changed = write!(self, |p, _d| {
+            sqlx::query(
+                "UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3",
+            )
+            .bind(hash)
+            .bind(to_micros(now))
+            .bind(user_id)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
+    /// A user's password hash, if they have one.
+    pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>> {
+        let hash: Option<Option<String>> = read!(self, |p, _d| {
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(hash.flatten())
+    }
+
     pub async fn insert_ssh_key(
         &self,
         user_id: i64,
