@@ -110,6 +110,9 @@ pub enum Admin {
     },
 }
 
+/// The demo users' web-console password (set only where none is).
+const DEMO_PASSWORD: &str = "outpost-demo";
+
 /// Parse arguments and run; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -178,7 +181,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = bind(&config).await?;
             config.listen = listener.local_addr()?;
             let users = crate::demo::seed(&store, clock.clone()).await?;
+            // Web-console passwords, for demo users that have none yet.
+            let hash = crate::password::hash(DEMO_PASSWORD)?;
+            for (user, _, _) in &users {
+                if let Some(u) = store.user_by_name(user).await? {
+                    if store.password_hash(u.id).await?.is_none() {
+                        store
+                            .set_password_hash(u.id, Some(&hash), clock.now())
+                            .await?;
+                    }
+                }
+            }
             println!("Outpost demo at {}", config.base_url());
+            println!(
+                "Web console: {}/login (each demo user's password, unless changed: {DEMO_PASSWORD})",
+                config.base_url()
+            );
             println!("API tokens for the demo users (new ones each start; older demo tokens are revoked):");
             for (user, role, token) in &users {
                 println!("  {user:<12} {role:<28} {token}");
@@ -439,7 +457,8 @@ pub async fn serve(
     notifier.start(stop.subscribe());
     let state = crate::http::AppState::with_cases(cases, registry)
         .with_agents(agents)
-        .with_relay(relay.clone());
+        .with_relay(relay.clone())
+        .with_secure_cookies(config.tls.is_some());
     let app = crate::http::router(state);
     let served = match &config.tls {
         Some(tls) => axum::serve(crate::tls::TlsListener::new(listener, tls)?, app)

@@ -15,6 +15,7 @@ pub mod relay;
 pub mod reports;
 pub mod sla;
 pub mod users;
+pub mod web;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
@@ -55,6 +56,8 @@ pub struct AppState {
     pub agents: crate::agents::Agents,
     /// The SSH relay, when it runs in this process.
     pub relay: Option<crate::relay::Relay>,
+    /// Mark the console's cookies `Secure` (the server speaks HTTPS).
+    pub secure_cookies: bool,
     metrics: PrometheusHandle,
 }
 
@@ -65,6 +68,7 @@ impl AppState {
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             relay: None,
+            secure_cookies: false,
             store: cases.store.clone(),
             clock: cases.clock.clone(),
             cases,
@@ -75,6 +79,11 @@ impl AppState {
     /// Use this agents service (configured, with its timers) instead of the default.
     pub fn with_agents(mut self, agents: crate::agents::Agents) -> AppState {
         self.agents = agents;
+        self
+    }
+
+    pub fn with_secure_cookies(mut self, secure: bool) -> AppState {
+        self.secure_cookies = secure;
         self
     }
 
@@ -224,6 +233,9 @@ pub fn router(state: AppState) -> Router {
         "/survey/{token}",
         get(feedback::survey_page).post(feedback::survey_submit),
     )
+    .route("/", get(web::home))
+    .route("/login", get(web::login_form).post(web::login))
+    .route("/logout", axum::routing::post(web::logout))
     .route("/healthz", get(healthz))
     .route("/metrics", get(metrics_text))
     .fallback(not_found)

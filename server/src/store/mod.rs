@@ -20,6 +20,7 @@ pub mod notify;
 pub mod relay;
 pub mod sla;
 pub mod timers;
+pub mod web;
 
 pub use cases::{CaseFilter, CaseRow, Cursor};
 
