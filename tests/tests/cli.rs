@@ -172,6 +172,7 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/users/{id}/ssh-keys", "get"),
         ("/api/v1/users/{id}/ssh-keys/{key_id}", "delete"),
         ("/api/v1/users/{id}/password", "put"),
+        ("/api/v1/calls", "post"),
         ("/api/v1/organizations/{id}", "patch"),
         ("/api/v1/contracts/{id}", "get"),
         ("/api/v1/contracts/{id}", "patch"),

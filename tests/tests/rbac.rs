@@ -355,6 +355,14 @@ fn ops() -> Vec<Op> {
             needs_case: false,
         },
         Op {
+            name: "incoming call",
+            method: Method::POST,
+            path: |_, _| "/api/v1/calls".into(),
+            body: |_, _| Some(json!({ "caller": "+49 40 5550 0000" })),
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
             name: "list sites",
             method: Method::GET,
             path: |_, _| "/api/v1/sites".into(),

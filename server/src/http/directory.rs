@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
@@ -362,5 +362,93 @@ pub async fn update_device(
         .ok_or_else(|| Error::not_found(format!("device {id}")))?;
     Ok(Json(
         s.store.update_device(id, &req.apply(&current)?).await?,
+    ))
+}
+
+/// An incoming call, as a phone system or IVR reports it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingCall {
+    /// The caller's number as the phone system gives it, e.g.
+    /// "+49 40 5550 1042" (digits, spaces and `+-()./`).
+    pub caller: String,
+}
+
+/// The recorded call and who is calling.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CallAnswer {
+    pub call_id: i64,
+    pub caller: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// Every organisation the number matches (customer phone or a
+    /// participant's).
+    pub matches: Vec<LookupMatch>,
+    /// The dossier, when exactly one organisation matches.
+    pub dossier: Option<Dossier>,
+}
+
+fn caller_number(text: &str) -> Result<String, Error> {
+    let t = text.trim();
+    let digits = t.chars().filter(char::is_ascii_digit).count();
+    if t.chars().count() > 40 {
+        return Err(Error::invalid("caller", "is longer than 40 characters"));
+    }
+    if let Some(c) = t
+        .chars()
+        .find(|c| !(c.is_ascii_digit() || " +-()./".contains(*c)))
+    {
+        return Err(Error::invalid(
+            "caller",
+            format!("{c:?} is not part of a phone number (digits, spaces and +-()./)"),
+        ));
+    }
+    if digits < 3 {
+        return Err(Error::invalid("caller", "needs at least 3 digits"));
+    }
+    Ok(t.to_string())
+}
+
+/// An incoming call (for a phone system or IVR): recorded, and answered with
+/// the caller's matches and, when exactly one organisation matches, its
+/// dossier, for the dispatcher's caller pop-up.
+#[utoipa::path(post, path = "/api/v1/calls", tag = "directory", request_body = IncomingCall,
+    responses((status = 201, body = CallAnswer), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn incoming_call(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiJson(req): ApiJson<IncomingCall>,
+) -> ApiResult<(StatusCode, Json<CallAnswer>)> {
+    who.require(Action::ReadDirectory)?;
+    if !who.role.is_staff() {
+        return Err(
+            Error::forbidden("incoming calls are for call-center staff and phone systems").into(),
+        );
+    }
+    let caller = caller_number(&req.caller)?;
+    let matches = s.store.lookup(&caller, 50).await?;
+    let one = match matches.as_slice() {
+        [m] => Some(m.organization.id),
+        _ => None,
+    };
+    let received_at = s.clock.now();
+    let call_id = s
+        .store
+        .insert_call(&caller, received_at, who.user_id, one)
+        .await?;
+    let dossier = match one {
+        Some(id) => Some(dossier(&s.cases, &who, id).await?),
+        None => None,
+    };
+    tracing::info!(call = call_id, caller = %caller, matches = matches.len(), "incoming call");
+    Ok((
+        StatusCode::CREATED,
+        Json(CallAnswer {
+            call_id,
+            caller,
+            received_at,
+            matches,
+            dossier,
+        }),
     ))
 }

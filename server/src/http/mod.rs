@@ -203,6 +203,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::add_ssh_key, users::list_ssh_keys))
         .routes(routes!(users::delete_ssh_key))
         .routes(routes!(users::set_password))
+        .routes(routes!(directory::incoming_call))
         .routes(routes!(relay::list_sessions))
         .routes(routes!(relay::kill_session))
         .routes(routes!(relay::list_attempts))

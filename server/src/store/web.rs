@@ -1,4 +1,4 @@
-//! SQL for the web console's logins and browser sessions.
+//! SQL for the web console: logins, browser sessions, and incoming calls.
 
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
@@ -115,5 +115,30 @@ impl Store {
             .rows_affected()
         });
         Ok(n > 0)
+    }
+}
+
+impl Store {
+    /// Records an incoming call; its id.
+    pub async fn insert_call(
+        &self,
+        caller: &str,
+        received_at: DateTime<Utc>,
+        recorded_by: i64,
+        organization_id: Option<i64>,
+    ) -> Result<i64> {
+        let id: i64 = write!(self, |p, _d| {
+            sqlx::query_scalar(
+                "INSERT INTO calls (caller, received_at, recorded_by, organization_id)
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(caller)
+            .bind(to_micros(received_at))
+            .bind(recorded_by)
+            .bind(organization_id)
+            .fetch_one(p)
+            .await?
+        });
+        Ok(id)
     }
 }
