@@ -149,15 +149,16 @@ impl AgentId {
 
 /// Starts a relay that accepts `agent`'s key for `agent`'s id.
 async fn start_relay(agent: &AgentId) -> Relay {
-    start_relay_with(agent, russh::Limits::default()).await
+    start_relay_answering(
+        agent,
+        russh::Limits::default(),
+        tunnel_protocol::FLOW_CREDIT_VERSION,
+    )
+    .await
 }
 
-/// The same, rekeying after the given limits.
-async fn start_relay_with(agent: &AgentId, limits: russh::Limits) -> Relay {
-    start_relay_answering(agent, limits, tunnel_protocol::FLOW_CREDIT_VERSION).await
-}
-
-/// The same, answering `tcpip-forward` with `answer`.
+/// The same, rekeying after `limits` and answering `tcpip-forward` with
+/// `answer`.
 async fn start_relay_answering(agent: &AgentId, limits: russh::Limits, answer: u32) -> Relay {
     let host = keypair(random_seed());
     let host_key = openssh_text(host.public_key());
@@ -442,20 +443,14 @@ async fn channels_reach_allowed_targets_only() {
 #[tokio::test]
 async fn data_flows_across_rekeying() {
     let echo = start_echo().await;
-    let agent = AgentId::new(None);
     // The relay asks for a new key exchange every 32 KiB each way, so a
     // 1 MiB round trip crosses dozens of them, in both directions.
-    let mut relay =
-        start_relay_with(&agent, russh::Limits::new(32 * 1024, 32 * 1024, PATIENCE)).await;
-    let running = start_tunnel(
-        &agent,
-        tunnel_config(
-            relay.addr,
-            Some(relay.host_key.clone()),
-            vec![target("echo", &[echo])],
-        ),
-    );
-    let forward = relay.next_forward().await;
+    let (relay, running, forward) = tunnel_with(
+        russh::Limits::new(32 * 1024, 32 * 1024, PATIENCE),
+        tunnel_protocol::FLOW_CREDIT_VERSION,
+        vec![target("echo", &[echo])],
+    )
+    .await;
     wait_until("the tunnel is up", || running.get(|m| &m.tunnel_up) == 1).await;
     let big = payload(1024 * 1024);
     round_trip(open(&forward, "echo", echo).await.expect("accepted"), &big).await;
@@ -710,8 +705,23 @@ async fn start_sink() -> (u16, watch::Sender<bool>, mpsc::UnboundedReceiver<usiz
 
 /// A relay, the agent's tunnel to it with `targets`, and its connection.
 async fn tunnel_to(targets: Vec<TunnelTarget>) -> (Relay, Running, Forward) {
+    tunnel_with(
+        russh::Limits::default(),
+        tunnel_protocol::FLOW_CREDIT_VERSION,
+        targets,
+    )
+    .await
+}
+
+/// The same, the relay rekeying after `limits` and answering the
+/// forwarding request with `answer`.
+async fn tunnel_with(
+    limits: russh::Limits,
+    answer: u32,
+    targets: Vec<TunnelTarget>,
+) -> (Relay, Running, Forward) {
     let agent = AgentId::new(None);
-    let mut relay = start_relay(&agent).await;
+    let mut relay = start_relay_answering(&agent, limits, answer).await;
     let running = start_tunnel(
         &agent,
         tunnel_config(relay.addr, Some(relay.host_key.clone()), targets),
@@ -819,18 +829,9 @@ async fn a_relay_that_overruns_its_credit_loses_that_channel_only() {
 #[tokio::test]
 async fn a_relay_without_flow_credit_is_left() {
     let echo = start_echo().await;
-    let agent = AgentId::new(None);
     // An older relay: it answers the forwarding request with port 0.
-    let mut relay = start_relay_answering(&agent, russh::Limits::default(), 0).await;
-    let running = start_tunnel(
-        &agent,
-        tunnel_config(
-            relay.addr,
-            Some(relay.host_key.clone()),
-            vec![target("echo", &[echo])],
-        ),
-    );
-    let first = relay.next_forward().await;
+    let (mut relay, running, first) =
+        tunnel_with(russh::Limits::default(), 0, vec![target("echo", &[echo])]).await;
     // The agent leaves, and tries again later.
     let _second = relay.next_forward().await;
     assert!(

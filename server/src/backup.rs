@@ -20,7 +20,6 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct ServeLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl ServeLock {
@@ -45,7 +44,7 @@ impl ServeLock {
             .open(&path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(ServeLock { _file: file, path }),
+            Ok(()) => Ok(ServeLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => bail!(
                 "another outpost-server is running on {} (it holds {})",
                 db.display(),
@@ -55,10 +54,6 @@ impl ServeLock {
                 Err(e).with_context(|| format!("cannot lock {}", path.display()))
             }
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

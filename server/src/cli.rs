@@ -181,13 +181,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = bind(&config).await?;
             config.listen = listener.local_addr()?;
             let users = crate::demo::seed(&store, clock.clone()).await?;
-            // Web-console passwords, for demo users that have none yet.
-            let hash = crate::password::hash(DEMO_PASSWORD)?;
+            // Web-console passwords, for demo users that have none yet
+            // (hashed once, and only if one is needed).
+            let mut hash = None;
             for (user, _, _) in &users {
                 if let Some(u) = store.user_by_name(user).await? {
                     if store.password_hash(u.id).await?.is_none() {
+                        if hash.is_none() {
+                            hash = Some(crate::password::hash(DEMO_PASSWORD)?);
+                        }
                         store
-                            .set_password_hash(u.id, Some(&hash), clock.now())
+                            .set_password_hash(u.id, hash.as_deref(), clock.now())
                             .await?;
                     }
                 }

@@ -118,59 +118,36 @@ async fn sign_in_csrf_and_logout(backend: Backend) -> Result<()> {
         attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict") && attrs.contains("Path=/"),
         "{attrs}"
     );
+    // Requests with the session cookie.
+    let get = |path: &str| http.get(url(path)).header(header::COOKIE, &session).send();
+    let logout = |csrf: &str| {
+        http.post(url("/logout"))
+            .header(header::COOKIE, &session)
+            .form(&[("csrf", csrf.to_string())])
+            .send()
+    };
     // The session is not an API credential.
-    let resp = http
-        .get(url("/api/v1/me"))
-        .header(header::COOKIE, &session)
-        .send()
-        .await?;
+    let resp = get("/api/v1/me").await?;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let home = http
-        .get(url("/"))
-        .header(header::COOKIE, &session)
-        .send()
-        .await?;
+    let home = get("/").await?;
     assert_eq!(home.status(), StatusCode::OK);
     let home = home.text().await?;
     assert!(home.contains(&display), "{home}");
     let session_csrf = csrf_field(&home).context("logout csrf")?;
 
     // Logout without the form's token is refused, and the session lives on.
-    let resp = http
-        .post(url("/logout"))
-        .header(header::COOKIE, &session)
-        .form(&[("csrf", "forged")])
-        .send()
-        .await?;
+    let resp = logout("forged").await?;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let resp = http
-        .get(url("/"))
-        .header(header::COOKIE, &session)
-        .send()
-        .await?;
+    let resp = get("/").await?;
     assert_eq!(resp.status(), StatusCode::OK);
 
     // Logout with it; the old cookie is refused from then on.
-    let resp = http
-        .post(url("/logout"))
-        .header(header::COOKIE, &session)
-        .form(&[("csrf", session_csrf.as_str())])
-        .send()
-        .await?;
+    let resp = logout(&session_csrf).await?;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let resp = http
-        .get(url("/"))
-        .header(header::COOKIE, &session)
-        .send()
-        .await?;
+    let resp = get("/").await?;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(resp.headers()[header::LOCATION], "/login");
-    let resp = http
-        .post(url("/logout"))
-        .header(header::COOKIE, &session)
-        .form(&[("csrf", session_csrf.as_str())])
-        .send()
-        .await?;
+    let resp = logout(&session_csrf).await?;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(resp.headers()[header::LOCATION], "/login");
     Ok(())

@@ -176,11 +176,6 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> FlowTx<S> {
     pub async fn close(&self) {
         let _ = self.write.close().await;
     }
-
-    /// Bytes received and not yet passed on.
-    pub fn held(&self) -> u64 {
-        lock(&self.inbound).held()
-    }
 }
 
 /// Moves everything russh delivers for the channel into `events` at once,

@@ -116,9 +116,7 @@ impl Store {
         });
         Ok(n > 0)
     }
-}
 
-impl Store {
     /// Records an incoming call; its id.
     pub async fn insert_call(
         &self,
