@@ -628,6 +628,21 @@ pub struct Dossier {
     pub recent_cases: Vec<crate::cases::CaseView>,
 }
 
+/// The call-center lookup: customers by customer ID, phone number, name or
+/// device serial. For staff only.
+pub async fn lookup(
+    store: &crate::store::Store,
+    who: &crate::auth::Principal,
+    q: &str,
+) -> Result<Vec<LookupMatch>> {
+    who.require(crate::auth::Action::ReadDirectory)?;
+    if !who.role.is_staff() {
+        return Err(Error::forbidden("the lookup is for call-center staff"));
+    }
+    let text = crate::validate::text("q", q, 200)?;
+    store.lookup(&text, 50).await
+}
+
 /// Assemble the call-center dossier of one organisation.
 pub async fn dossier(
     cases: &crate::cases::Cases,

@@ -13,6 +13,7 @@
 
 pub mod faults;
 pub mod inventory;
+pub mod topology;
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};

@@ -256,18 +256,88 @@ impl Cases {
 
     /// Record a survey answer once; it becomes a public case activity.
     pub async fn answer_survey(&self, token: &str, a: &SurveyAnswer) -> Result<SurveyView> {
-        if !(1..=5).contains(&a.rating) {
-            return Err(Error::invalid(
-                "rating",
-                format!("{} is not 1..5", a.rating),
-            ));
-        }
-        let comment = opt_text("comment", &a.comment, 4000)?;
+        check_answer(a)?;
         let s = self.survey_by_token(token).await?;
         let now = self.clock.now();
         if s.expires_at <= to_micros(now) {
             return Err(Error::conflict("this survey link has expired"));
         }
+        let case = self
+            .store
+            .case_by_id(s.case_id)
+            .await?
+            .ok_or_else(|| Error::not_found("survey case"))?;
+        let author = format!("{} (survey)", case.caller_name);
+        self.record_answer(&s, &case.number, &author, a).await?;
+        self.survey(token).await
+    }
+
+    /// A signed-in customer answers the survey of their closed case in the
+    /// portal: the survey e-mailed for this closing, if there is one, else
+    /// one made now. Once per closing, like the link.
+    pub async fn answer_survey_signed_in(
+        &self,
+        who: &Principal,
+        number: &str,
+        a: &SurveyAnswer,
+    ) -> Result<()> {
+        if who.role != crate::auth::Role::Customer {
+            return Err(Error::forbidden(
+                "the satisfaction survey is for the customer",
+            ));
+        }
+        check_answer(a)?;
+        let row = self.get(who, number).await?;
+        if row.status != crate::cases::Status::Closed.as_str() {
+            return Err(Error::conflict("the survey opens once the case is closed"));
+        }
+        let closing = self
+            .store
+            .entries(row.id)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    serde_json::from_str::<ActivityBody>(&e.body),
+                    Ok(ActivityBody::StatusChanged {
+                        to: crate::cases::Status::Closed,
+                        ..
+                    })
+                )
+            })
+            .map(|e| e.seq)
+            .max()
+            .ok_or_else(|| Error::conflict("the case has no closing entry"))?;
+        let now = self.clock.now();
+        let email = self
+            .store
+            .user(who.user_id)
+            .await?
+            .and_then(|u| u.email)
+            .unwrap_or_else(|| who.username.clone());
+        let s = self
+            .store
+            .survey_for_closing(
+                row.id,
+                closing,
+                &hash_token(&crate::auth::generate_token()),
+                &email,
+                row.assignee_id,
+                now,
+            )
+            .await?;
+        self.record_answer(&s, number, &who.display_name, a).await
+    }
+
+    async fn record_answer(
+        &self,
+        s: &crate::store::notify::SurveyRow,
+        number: &str,
+        author: &str,
+        a: &SurveyAnswer,
+    ) -> Result<()> {
+        let comment = opt_text("comment", &a.comment, 4000)?;
+        let now = self.clock.now();
         if !self
             .store
             .answer_survey(s.id, a.rating, comment.as_deref(), now)
@@ -275,20 +345,24 @@ impl Cases {
         {
             return Err(Error::conflict("this survey was answered already"));
         }
-        let case = self
-            .store
-            .case_by_id(s.case_id)
-            .await?
-            .ok_or_else(|| Error::not_found("survey case"))?;
         let body = ActivityBody::SurveyAnswered {
             rating: u8::try_from(a.rating).unwrap_or(0),
             comment,
         };
-        let author = format!("{} (survey)", case.caller_name);
-        self.record_system(&case.number, &author, Visibility::Public, &body)
+        self.record_system(number, author, Visibility::Public, &body)
             .await?;
-        self.survey(token).await
+        Ok(())
     }
+}
+
+fn check_answer(a: &SurveyAnswer) -> Result<()> {
+    if !(1..=5).contains(&a.rating) {
+        return Err(Error::invalid(
+            "rating",
+            format!("{} is not 1..5", a.rating),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

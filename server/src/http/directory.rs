@@ -93,12 +93,7 @@ pub async fn lookup(
     Auth(who): Auth,
     ApiQuery(q): ApiQuery<LookupQuery>,
 ) -> ApiResult<Json<Vec<LookupMatch>>> {
-    who.require(Action::ReadDirectory)?;
-    if !who.role.is_staff() {
-        return Err(Error::forbidden("the lookup is for call-center staff").into());
-    }
-    let text = crate::validate::text("q", &q.q, 200)?;
-    Ok(Json(s.store.lookup(&text, 50).await?))
+    Ok(Json(crate::directory::lookup(&s.store, &who, &q.q).await?))
 }
 
 /// Create a site.

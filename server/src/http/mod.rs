@@ -234,9 +234,7 @@ pub fn router(state: AppState) -> Router {
         "/survey/{token}",
         get(feedback::survey_page).post(feedback::survey_submit),
     )
-    .route("/", get(web::home))
-    .route("/login", get(web::login_form).post(web::login))
-    .route("/logout", axum::routing::post(web::logout))
+    .merge(web::routes())
     .route("/healthz", get(healthz))
     .route("/metrics", get(metrics_text))
     .fallback(not_found)

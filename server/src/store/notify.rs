@@ -472,6 +472,38 @@ impl Store {
         }))
     }
 
+    /// The survey of a closing (case and closing seq): the one e-mailed, if
+    /// the notifier made it, else a new one made now (for the portal).
+    pub async fn survey_for_closing(
+        &self,
+        case_id: i64,
+        seq: i64,
+        token_hash: &str,
+        email: &str,
+        engineer_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<SurveyRow> {
+        write!(self, |p, _d| {
+            sqlx::query(
+                "INSERT INTO surveys (case_id, seq, token_hash, email, engineer_id, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (case_id, seq) DO NOTHING",
+            )
+            .bind(case_id)
+            .bind(seq)
+            .bind(token_hash)
+            .bind(email)
+            .bind(engineer_id)
+            .bind(to_micros(now))
+            .execute(p)
+            .await
+            .map_err(|e| map_db_err(e, "survey"))?
+            .rows_affected()
+        });
+        self.survey_for(case_id, seq)
+            .await?
+            .ok_or_else(|| crate::error::Error::not_found("survey"))
+    }
+
     /// Store an answer once: false if the survey was answered already. Its
     /// pending reminder is cancelled in the same transaction.
     pub async fn answer_survey(

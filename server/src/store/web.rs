@@ -139,4 +139,94 @@ impl Store {
         });
         Ok(id)
     }
+
+    /// Calls after `after` (by id) received since `since`, oldest first; and
+    /// the newest call's id (0 with none).
+    pub async fn calls_after(
+        &self,
+        after: i64,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<(Vec<CallRecord>, i64)> {
+        let rows: Vec<CallRow> = read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT c.id, c.caller, c.received_at, c.organization_id, o.name AS organization_name
+                 FROM calls c LEFT JOIN organizations o ON o.id = c.organization_id
+                 WHERE c.id > $1 AND c.received_at >= $2 ORDER BY c.id LIMIT $3",
+            )
+            .bind(after)
+            .bind(to_micros(since))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        let last: i64 = read!(self, |p, _d| {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM calls")
+                .fetch_one(p)
+                .await?
+        });
+        Ok((rows.into_iter().map(CallRecord::from).collect(), last))
+    }
+
+    /// The latest calls, newest first.
+    pub async fn recent_calls(&self, limit: i64) -> Result<Vec<CallRecord>> {
+        let rows: Vec<CallRow> = read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT c.id, c.caller, c.received_at, c.organization_id, o.name AS organization_name
+                 FROM calls c LEFT JOIN organizations o ON o.id = c.organization_id
+                 ORDER BY c.id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows.into_iter().map(CallRecord::from).collect())
+    }
+
+    /// One call.
+    pub async fn call(&self, id: i64) -> Result<Option<CallRecord>> {
+        let row: Option<CallRow> = read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT c.id, c.caller, c.received_at, c.organization_id, o.name AS organization_name
+                 FROM calls c LEFT JOIN organizations o ON o.id = c.organization_id
+                 WHERE c.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row.map(CallRecord::from))
+    }
+}
+
+#[derive(FromRow)]
+struct CallRow {
+    id: i64,
+    caller: String,
+    received_at: i64,
+    organization_id: Option<i64>,
+    organization_name: Option<String>,
+}
+
+/// An incoming call as recorded.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub id: i64,
+    pub caller: String,
+    pub received_at: DateTime<Utc>,
+    /// The organisation it matched, when exactly one did.
+    pub organization_id: Option<i64>,
+    pub organization_name: Option<String>,
+}
+
+impl From<CallRow> for CallRecord {
+    fn from(r: CallRow) -> CallRecord {
+        CallRecord {
+            id: r.id,
+            caller: r.caller,
+            received_at: crate::clock::from_micros(r.received_at),
+            organization_id: r.organization_id,
+            organization_name: r.organization_name,
+        }
+    }
 }

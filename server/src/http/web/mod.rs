@@ -22,6 +22,38 @@ use serde::Deserialize;
 use super::AppState;
 use crate::auth::{generate_token, hash_token, Principal};
 
+pub mod assets;
+pub mod cases;
+pub mod console;
+pub mod layout;
+pub mod queues;
+pub mod topology;
+
+pub use layout::{Page, WebError, WebResult};
+
+/// The console's routes (all under the browser session, [`WebAuth`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route(assets::CSS_PATH, get(assets::css))
+        .route(assets::JS_PATH, get(assets::js))
+        .route("/console", get(console::search))
+        .route("/console/calls", get(console::calls))
+        .route("/console/organizations/{id}", get(console::dossier))
+        .route(
+            "/console/organizations/{id}/topology.svg",
+            get(console::topology_svg),
+        )
+        .route("/queues", get(queues::queues))
+        .route("/cases", get(cases::list))
+        .route("/cases/new", get(cases::new_form).post(cases::create))
+        .route("/cases/{number}", get(cases::show))
+        .route("/cases/{number}/{action}", post(cases::act))
+}
+
 /// How long a browser session lasts.
 pub const SESSION_FOR: chrono::Duration = chrono::Duration::hours(12);
 const SESSION_COOKIE: &str = "outpost_session";
@@ -53,6 +85,7 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
+/// A page outside the console (sign-in, refusals): no navigation.
 fn page(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -61,17 +94,12 @@ fn page(title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " - Outpost" }
-                style { (STYLE) }
+                link rel="stylesheet" href=(assets::CSS_PATH);
             }
-            body { main { (body) } }
+            body.narrow { main id="main" { (body) } }
         }
     }
 }
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}\
-main{max-width:40rem;margin:3rem auto;padding:1.5rem;background:#fff;border-radius:.5rem}\
-label{display:block;margin:.8rem 0 .2rem}input{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}\
-button{margin-top:1rem;font-size:1rem;padding:.5rem 1rem}.error{color:#a40000}";
 
 fn login_page(csrf: &str, error: Option<&str>, username: &str) -> Markup {
     page(
@@ -114,7 +142,7 @@ pub struct LoginForm {
     csrf: String,
 }
 
-fn refused_form() -> Response {
+pub(crate) fn refused_form() -> Response {
     (
         StatusCode::FORBIDDEN,
         Html(
@@ -231,36 +259,40 @@ impl FromRequestParts<AppState> for WebAuth {
     }
 }
 
-/// The console's start page (the console itself grows here).
+/// The console's start page: customers go to their portal, staff to the
+/// call-center search, managers to the dashboard.
 pub async fn home(who: WebAuth) -> Response {
-    let p = &who.principal;
-    Html(
-        page(
-            "Outpost",
-            html! {
-                h1 { "Outpost" }
-                p { "Signed in as " strong { (p.display_name) } " (" (p.username) ", " (p.role.as_str()) ")." }
-                form method="post" action="/logout" {
-                    input type="hidden" name="csrf" value=(who.csrf);
-                    button type="submit" { "Sign out" }
-                }
-            },
-        )
-        .into_string(),
-    )
-    .into_response()
+    use crate::auth::Role;
+    let to = match who.principal.role {
+        Role::Customer => "/cases",
+        Role::Manager => "/queues",
+        Role::Engineer | Role::Expert => "/cases?mine=1",
+        _ => "/console",
+    };
+    Redirect::to(to).into_response()
+}
+
+impl WebAuth {
+    /// Refuses a form that does not carry this session's CSRF token.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), WebError> {
+        if same(&self.csrf, sent) {
+            Ok(())
+        } else {
+            Err(WebError::csrf())
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 /// Ends the session (the form must carry the session's CSRF token).
 pub async fn logout(State(s): State<AppState>, who: WebAuth, Form(f): Form<CsrfForm>) -> Response {
-    if !same(&who.csrf, &f.csrf) {
-        return refused_form();
+    if let Err(e) = who.check_csrf(&f.csrf) {
+        return e.into_response();
     }
     if let Err(e) = s
         .store
