@@ -876,5 +876,86 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
             },
         )
         .await?;
+    if let Some(admin) = users.get("admin") {
+        seed_topology(store, org.id, admin.id, &ids, now).await?;
+    }
     Ok(())
+}
+
+/// Nordwind's network as a jump-box agent would have reported it over LLDP
+/// (the console draws it): the agent is recorded as enrolled, its devices
+/// bound to it, and its links stored, as the uplink does.
+async fn seed_topology(
+    store: &Store,
+    org: i64,
+    admin: i64,
+    ids: &[i64],
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    use crate::store::agents::{NewAgent, NewEnrollmentToken};
+    let token = hash_token(&generate_token());
+    store
+        .insert_enrollment_token(&NewEnrollmentToken {
+            token_hash: token.clone(),
+            organization_id: org,
+            site_id: None,
+            note: Some("demo jump box".into()),
+            created_by: admin,
+            created_at: now,
+            expires_at: now + Duration::hours(1),
+        })
+        .await?;
+    let agent = match store
+        .enroll_agent(
+            &token,
+            &NewAgent {
+                uuid: "00000000-0000-4000-8000-00000000d3e0".into(),
+                // A key nobody holds: the demo agent never connects.
+                public_key: "demo-agent-without-a-private-key".into(),
+                fingerprint: "SHA256:demo".into(),
+                hostname: "nw-jump-1".into(),
+                agent_version: env!("CARGO_PKG_VERSION").into(),
+                os: "linux".into(),
+                arch: "x86_64".into(),
+                heartbeat_secs: 60,
+            },
+            now,
+        )
+        .await?
+    {
+        Ok(a) => a,
+        Err(_) => return Ok(()),
+    };
+    const NAMES: [&str; 12] = [
+        "core-sw-1", "core-sw-2", "dist-sw-1", "dist-sw-2", "wan-rtr-1", "fw-1", "dc-sw-1",
+        "dc-sw-2", "dc-sw-3", "dc-rtr-1", "dc-ap-1", "dc-ups-1",
+    ];
+    for (id, name) in ids.iter().zip(NAMES) {
+        store.bind_device_agent(*id, agent.id, name).await?;
+    }
+    let link = |device: &str, local: &str, far: &str, port: &str| outpost_protocol::LldpLink {
+        device: device.into(),
+        local_port: local.into(),
+        remote_chassis_id: None,
+        remote_sys_name: Some(far.into()),
+        remote_port: port.into(),
+        remote_port_descr: None,
+    };
+    let links = [
+        link("core-sw-1", "Gi1/0/1", "dist-sw-1", "Gi0/1"),
+        link("core-sw-1", "Gi1/0/2", "dist-sw-2", "Gi0/1"),
+        link("core-sw-1", "Gi1/0/47", "core-sw-2", "Gi1/0/47"),
+        link("core-sw-1", "Gi1/0/48", "fw-1", "GE0/0/1"),
+        link("core-sw-2", "Gi1/0/1", "dist-sw-1", "Gi0/2"),
+        link("core-sw-2", "Gi1/0/2", "dist-sw-2", "Gi0/2"),
+        link("fw-1", "GE0/0/0", "wan-rtr-1", "Gi0/0/1"),
+        link("wan-rtr-1", "Gi0/0/0", "isp-pe-7", "xe-0/1/3"),
+        link("dc-rtr-1", "GE0/0/0", "wan-rtr-1", "Gi0/0/2"),
+        link("dc-rtr-1", "GE0/0/1", "dc-sw-1", "10GE1/0/1"),
+        link("dc-sw-1", "10GE1/0/2", "dc-sw-2", "10GE1/0/1"),
+        link("dc-sw-1", "10GE1/0/3", "dc-sw-3", "10GE1/0/1"),
+        link("dc-sw-1", "GE1/0/10", "dc-ap-1", "GE0/0/0"),
+        link("dc-sw-1", "GE1/0/11", "dc-ups-1", "mgmt"),
+    ];
+    store.replace_topology(agent.id, &links, now).await
 }

@@ -8,64 +8,113 @@ use crate::agents::topology::TopologyGraph;
 
 const W: f64 = 960.0;
 const H: f64 = 560.0;
-const MARGIN: f64 = 70.0;
+const MARGIN: f64 = 80.0;
 
-/// Positions for `n` nodes with `edges` (index pairs), inside W x H.
-fn layout(n: usize, edges: &[(usize, usize)]) -> Vec<(f64, f64)> {
-    if n == 0 {
-        return Vec::new();
+/// A layered layout: each connected part is walked breadth-first from its
+/// best-connected node (the core, usually), one row per hop; within a row,
+/// nodes sit under the mean position of their parents (fewer crossings).
+/// Returns the positions and the canvas size.
+fn layout(n: usize, edges: &[(usize, usize)]) -> (Vec<(f64, f64)>, f64, f64) {
+    let mut adj = vec![Vec::new(); n];
+    for &(a, b) in edges {
+        if a != b {
+            adj[a].push(b);
+            adj[b].push(a);
+        }
     }
-    // Start on a circle (deterministic), then Fruchterman-Reingold.
-    let (cx, cy) = (W / 2.0, H / 2.0);
-    let r0 = (W.min(H) / 2.0 - MARGIN).max(10.0);
-    let mut pos: Vec<(f64, f64)> = (0..n)
-        .map(|i| {
-            let a = std::f64::consts::TAU * i as f64 / n as f64;
-            (cx + r0 * a.cos(), cy + r0 * a.sin())
-        })
-        .collect();
-    if n == 1 {
-        return vec![(cx, cy)];
-    }
-    let area = (W - 2.0 * MARGIN) * (H - 2.0 * MARGIN);
-    let k = (area / n as f64).sqrt() * 0.8;
-    let iterations = if n > 150 { 60 } else { 200 };
-    let mut temp = W / 8.0;
-    for _ in 0..iterations {
-        let mut disp = vec![(0.0f64, 0.0f64); n];
-        for i in 0..n {
-            for j in (i + 1)..n {
-                let (dx, dy) = (pos[i].0 - pos[j].0, pos[i].1 - pos[j].1);
-                let d = (dx * dx + dy * dy).sqrt().max(0.01);
-                let f = k * k / d;
-                disp[i].0 += dx / d * f;
-                disp[i].1 += dy / d * f;
-                disp[j].0 -= dx / d * f;
-                disp[j].1 -= dy / d * f;
+    let mut level = vec![usize::MAX; n];
+    let mut parent_of: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut order: Vec<usize> = (0..n).collect();
+    // Roots: the centre of each part (fewest hops to its farthest node, so
+    // the drawing is as shallow as it can be), then most links; ties by
+    // position in the graph (deterministic).
+    let ecc: Vec<usize> = if n <= 500 {
+        (0..n).map(|i| eccentricity(&adj, i)).collect()
+    } else {
+        vec![0; n]
+    };
+    order.sort_by_key(|&i| (ecc[i], std::cmp::Reverse(adj[i].len()), i));
+    let mut rows: Vec<Vec<usize>> = Vec::new();
+    for &root in &order {
+        if level[root] != usize::MAX {
+            continue;
+        }
+        level[root] = 0;
+        let mut queue = std::collections::VecDeque::from([root]);
+        while let Some(u) = queue.pop_front() {
+            if rows.len() <= level[u] {
+                rows.resize(level[u] + 1, Vec::new());
+            }
+            rows[level[u]].push(u);
+            let mut next = adj[u].clone();
+            next.sort_unstable();
+            next.dedup();
+            for v in next {
+                if level[v] == usize::MAX {
+                    level[v] = level[u] + 1;
+                    queue.push_back(v);
+                }
+                if level[v] == level[u] + 1 {
+                    parent_of[v].push(u);
+                }
             }
         }
-        for &(a, b) in edges {
-            if a == b {
-                continue;
-            }
-            let (dx, dy) = (pos[a].0 - pos[b].0, pos[a].1 - pos[b].1);
-            let d = (dx * dx + dy * dy).sqrt().max(0.01);
-            let f = d * d / k;
-            disp[a].0 -= dx / d * f;
-            disp[a].1 -= dy / d * f;
-            disp[b].0 += dx / d * f;
-            disp[b].1 += dy / d * f;
-        }
-        for i in 0..n {
-            let (dx, dy) = disp[i];
-            let d = (dx * dx + dy * dy).sqrt().max(0.01);
-            let step = d.min(temp);
-            pos[i].0 = (pos[i].0 + dx / d * step).clamp(MARGIN, W - MARGIN);
-            pos[i].1 = (pos[i].1 + dy / d * step).clamp(MARGIN / 2.0, H - MARGIN / 2.0);
-        }
-        temp = (temp * 0.97).max(1.0);
     }
-    pos
+    let widest = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let w = (widest as f64 * 130.0 + 2.0 * MARGIN).max(W);
+    let h = (rows.len() as f64 * 100.0 + MARGIN).max(H);
+    let mut pos = vec![(w / 2.0, h / 2.0); n];
+    let row_gap = if rows.len() > 1 {
+        (h - 2.0 * MARGIN + 20.0) / (rows.len() - 1) as f64
+    } else {
+        0.0
+    };
+    for (r, row) in rows.iter_mut().enumerate() {
+        // Order by the parents' mean x (the row above is placed already).
+        let key = |i: usize, pos: &Vec<(f64, f64)>| {
+            let ps = &parent_of[i];
+            if ps.is_empty() {
+                f64::MAX
+            } else {
+                ps.iter().map(|&p| pos[p].0).sum::<f64>() / ps.len() as f64
+            }
+        };
+        let mut keyed: Vec<(f64, usize)> = row.iter().map(|&i| (key(i, &pos), i)).collect();
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        *row = keyed.into_iter().map(|(_, i)| i).collect();
+        let step = (w - 2.0 * MARGIN) / row.len() as f64;
+        let y = if rows_len_is_one(row_gap) {
+            h / 2.0
+        } else {
+            MARGIN - 20.0 + r as f64 * row_gap
+        };
+        for (k, &i) in row.iter().enumerate() {
+            pos[i] = (MARGIN + step * (k as f64 + 0.5), y);
+        }
+    }
+    (pos, w, h)
+}
+
+/// Hops from `from` to the farthest node it reaches.
+fn eccentricity(adj: &[Vec<usize>], from: usize) -> usize {
+    let mut dist = vec![usize::MAX; adj.len()];
+    dist[from] = 0;
+    let mut queue = std::collections::VecDeque::from([from]);
+    let mut far = 0;
+    while let Some(u) = queue.pop_front() {
+        far = far.max(dist[u]);
+        for &v in &adj[u] {
+            if dist[v] == usize::MAX {
+                dist[v] = dist[u] + 1;
+                queue.push_back(v);
+            }
+        }
+    }
+    far
+}
+
+fn rows_len_is_one(row_gap: f64) -> bool {
+    row_gap == 0.0
 }
 
 fn esc(s: &str) -> String {
@@ -98,12 +147,12 @@ pub fn svg(g: &TopologyGraph) -> String {
         .iter()
         .filter_map(|e| Some((*index.get(e.from.as_str())?, *index.get(e.to.as_str())?)))
         .collect();
-    let pos = layout(g.nodes.len(), &edges);
+    let (pos, w, h) = layout(g.nodes.len(), &edges);
     let mut s = String::new();
     let faulty = g.nodes.iter().filter(|n| n.open_cases > 0).count();
     let _ = write!(
         s,
-        r#"<svg class="topology" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-labelledby="topo-title topo-desc"><title id="topo-title">Network topology</title><desc id="topo-desc">{} devices, {} links, {} with open cases: {}</desc>"#,
+        r#"<svg class="topology" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-labelledby="topo-title topo-desc"><title id="topo-title">Network topology</title><desc id="topo-desc">{} devices, {} links, {} with open cases: {}</desc>"#,
         g.nodes.len(),
         g.edges.len(),
         faulty,
@@ -118,8 +167,8 @@ pub fn svg(g: &TopologyGraph) -> String {
         let _ = write!(
             s,
             r##"<text x="{}" y="{}" text-anchor="middle" font-size="16" fill="#5b6475">No devices yet, and no links learnt over LLDP.</text>"##,
-            W / 2.0,
-            H / 2.0
+            w / 2.0,
+            h / 2.0
         );
     }
     s.push_str(r##"<g stroke="#7d8799" stroke-width="2">"##);
@@ -136,12 +185,12 @@ pub fn svg(g: &TopologyGraph) -> String {
     }
     s.push_str("</g>");
     // Port labels, a quarter of the way along each link.
-    s.push_str(r##"<g font-size="10" fill="#3d4555" font-family="system-ui,sans-serif">"##);
+    s.push_str(r##"<g font-size="10" fill="#3d4555" font-family="system-ui,sans-serif" stroke="#fafbfc" stroke-width="3" paint-order="stroke">"##);
     for (e, &(a, b)) in g.edges.iter().zip(edges.iter()) {
         let ((x1, y1), (x2, y2)) = (pos[a], pos[b]);
         let at = |t: f64| (x1 + (x2 - x1) * t, y1 + (y2 - y1) * t);
-        let (lx, ly) = at(0.25);
-        let (rx, ry) = at(0.75);
+        let (lx, ly) = at(0.3);
+        let (rx, ry) = at(0.7);
         let _ = write!(
             s,
             r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="middle">{}</text><text x="{rx:.1}" y="{ry:.1}" text-anchor="middle">{}</text>"#,
@@ -170,7 +219,7 @@ pub fn svg(g: &TopologyGraph) -> String {
         };
         let _ = write!(
             s,
-            r##"{open}<g class="node" data-node="{id}" data-open-cases="{oc}"><title>{label}{sep}{model}: {state}</title><circle cx="{x:.1}" cy="{y:.1}" r="16" fill="{fill}" stroke="#1d2330" stroke-width="1.5"/><text x="{x:.1}" y="{ty:.1}" text-anchor="middle" font-size="13" font-weight="600" fill="#1d2330" font-family="system-ui,sans-serif">{label}</text><text x="{x:.1}" y="{my:.1}" text-anchor="middle" font-size="10" fill="#5b6475" font-family="system-ui,sans-serif">{model}</text></g>{close}"##,
+            r##"{open}<g class="node" data-node="{id}" data-open-cases="{oc}"><title>{label}{sep}{model}: {state}</title><circle cx="{x:.1}" cy="{y:.1}" r="16" fill="{fill}" stroke="#1d2330" stroke-width="1.5"/><text x="{x:.1}" y="{ty:.1}" text-anchor="middle" font-size="13" font-weight="600" fill="#1d2330" font-family="system-ui,sans-serif" stroke="#fafbfc" stroke-width="3" paint-order="stroke">{label}</text><text x="{x:.1}" y="{my:.1}" text-anchor="middle" font-size="10" fill="#5b6475" font-family="system-ui,sans-serif" stroke="#fafbfc" stroke-width="3" paint-order="stroke">{model}</text></g>{close}"##,
             id = esc(&n.id),
             oc = n.open_cases,
             sep = if model.is_empty() { "" } else { ", " },
@@ -227,10 +276,12 @@ mod tests {
         assert!(s.contains("core&amp;1") && s.contains("X&lt;1&gt;"));
         assert!(s.contains("2 open cases") && s.contains(r##"fill="#c62828""##));
         assert!(s.contains(r##"fill="#2e8b57""##) && s.contains(r##"fill="#c5cad3""##));
-        let pos = layout(3, &[(0, 1), (1, 2)]);
+        let (pos, w, h) = layout(3, &[(0, 1), (1, 2)]);
         assert!(pos
             .iter()
-            .all(|&(x, y)| (0.0..=W).contains(&x) && (0.0..=H).contains(&y)));
+            .all(|&(x, y)| (0.0..=w).contains(&x) && (0.0..=h).contains(&y)));
+        // The best-connected node is on top, its neighbours one row down.
+        assert!(pos[1].1 < pos[0].1 && pos[0].1 == pos[2].1);
         // Deterministic.
         assert_eq!(svg(&g), s);
     }
