@@ -927,8 +927,18 @@ async fn seed_topology(
         Err(_) => return Ok(()),
     };
     const NAMES: [&str; 12] = [
-        "core-sw-1", "core-sw-2", "dist-sw-1", "dist-sw-2", "wan-rtr-1", "fw-1", "dc-sw-1",
-        "dc-sw-2", "dc-sw-3", "dc-rtr-1", "dc-ap-1", "dc-ups-1",
+        "core-sw-1",
+        "core-sw-2",
+        "dist-sw-1",
+        "dist-sw-2",
+        "wan-rtr-1",
+        "fw-1",
+        "dc-sw-1",
+        "dc-sw-2",
+        "dc-sw-3",
+        "dc-rtr-1",
+        "dc-ap-1",
+        "dc-ups-1",
     ];
     for (id, name) in ids.iter().zip(NAMES) {
         store.bind_device_agent(*id, agent.id, name).await?;

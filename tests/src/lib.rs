@@ -856,3 +856,159 @@ where
     }
     bail!("timed out after {secs} s waiting for {what}")
 }
+
+/// The README's `outpost-server demo`, on an ephemeral port and a fresh data
+/// directory: its address and the API token it printed for each demo user.
+/// Killed when dropped.
+pub struct Demo {
+    pub url: String,
+    pub tokens: std::collections::HashMap<String, String>,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Demo {
+    pub fn start() -> Result<Demo> {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir()?;
+        let mut child = Command::new(bin("outpost-server"))
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--ssh-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env_remove("OUTPOST_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("server.log"))?)
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut url = String::new();
+        let mut tokens = std::collections::HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Some(line) = lines.next().transpose()? else {
+                break;
+            };
+            if let Some(u) = line.strip_prefix("Outpost demo at ") {
+                url = u.trim().to_string();
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(user), Some(tok)) = (parts.first(), parts.last()) {
+                if tok.starts_with("opt_") {
+                    tokens.insert(user.to_string(), tok.to_string());
+                }
+            }
+            if line.starts_with("Try:") {
+                break;
+            }
+        }
+        if url.is_empty() {
+            bail!("the demo printed no address");
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Demo {
+            url,
+            tokens,
+            child,
+            dir,
+        })
+    }
+
+    pub fn token(&self, user: &str) -> Result<String> {
+        self.tokens
+            .get(user)
+            .cloned()
+            .with_context(|| format!("the demo printed no token for {user}"))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's ChromeDriver (`chromium-driver`, installed by `.ci/run`) on a
+/// loopback port, driving headless Debian Chromium. Stopped when dropped.
+pub struct ChromeDriver {
+    child: Child,
+    pub url: String,
+    profiles: tempfile::TempDir,
+}
+
+impl ChromeDriver {
+    pub async fn start() -> Result<ChromeDriver> {
+        for tool in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
+            if !Path::new(tool).exists() {
+                bail!("{tool} is missing: install chromium and chromium-driver (.ci/run does)");
+            }
+        }
+        let port = free_port()?;
+        let profiles = tempfile::tempdir()?;
+        let child = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(
+                profiles.path().join("chromedriver.log"),
+            )?)
+            .spawn()
+            .context("starting chromedriver")?;
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let status = format!("{url}/status");
+        wait_until("chromedriver to answer", 30, async || {
+            Ok(http.get(&status).send().await.is_ok())
+        })
+        .await?;
+        Ok(ChromeDriver {
+            child,
+            url,
+            profiles,
+        })
+    }
+
+    /// A new browser (its own profile, so its own cookies), at a laptop's
+    /// window size.
+    pub async fn browser(&self, name: &str) -> Result<fantoccini::Client> {
+        let profile = self.profiles.path().join(name);
+        std::fs::create_dir_all(&profile)?;
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1366,900", "--no-first-run", "--lang=en-GB",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        // Fails only when a provider is installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = fantoccini::ClientBuilder::rustls()?
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .context("a chromium session through chromedriver")?;
+        Ok(client)
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

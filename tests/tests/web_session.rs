@@ -129,16 +129,46 @@ async fn sign_in_csrf_and_logout(backend: Backend) -> Result<()> {
     // The session is not an API credential.
     let resp = get("/api/v1/me").await?;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let home = get("/").await?;
+    let resp = get("/").await?;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[header::LOCATION], "/console");
+    let home = get("/console").await?;
     assert_eq!(home.status(), StatusCode::OK);
     let home = home.text().await?;
     assert!(home.contains(&display), "{home}");
     let session_csrf = csrf_field(&home).context("logout csrf")?;
 
+    // Every console form needs the session's token: a note posted without
+    // it, or with another, is refused and nothing is written.
+    let number = w.open_case(&s, false, "web form CSRF").await?;
+    let note = |csrf: Option<&str>| {
+        let mut form = vec![("text", "a note".to_string())];
+        if let Some(c) = csrf {
+            form.push(("csrf", c.to_string()));
+        }
+        http.post(url(&format!("/cases/{number}/note")))
+            .header(header::COOKIE, &session)
+            .form(&form)
+            .send()
+    };
+    let entries = || async {
+        let (_, h) = s
+            .get(&format!("/api/v1/cases/{number}/activities"), &w.dispatcher)
+            .await?;
+        anyhow::Ok(h.as_array().map(Vec::len).unwrap_or(0))
+    };
+    let before = entries().await?;
+    assert_eq!(note(None).await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(note(Some("forged")).await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(entries().await?, before);
+    let resp = note(Some(&session_csrf)).await?;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(entries().await?, before + 1);
+
     // Logout without the form's token is refused, and the session lives on.
     let resp = logout("forged").await?;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let resp = get("/").await?;
+    let resp = get("/console").await?;
     assert_eq!(resp.status(), StatusCode::OK);
 
     // Logout with it; the old cookie is refused from then on.
@@ -150,5 +180,10 @@ async fn sign_in_csrf_and_logout(backend: Backend) -> Result<()> {
     let resp = logout(&session_csrf).await?;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(resp.headers()[header::LOCATION], "/login");
+    // The old cookie writes nothing either, even with the right token.
+    let resp = note(Some(&session_csrf)).await?;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[header::LOCATION], "/login");
+    assert_eq!(entries().await?, before + 1);
     Ok(())
 }

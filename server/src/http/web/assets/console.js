@@ -44,7 +44,10 @@
 
   // The caller pop-up: staff pages ask for calls reported by the phone
   // system since the last one seen.
+  // The last call seen is kept for the browser tab, so that a call pops up
+  // once, not again on every page.
   var lastCall = null;
+  try { lastCall = sessionStorage.getItem("outpost.lastCall"); } catch (e) {}
   function showCall(call) {
     var box = document.getElementById("caller-popup");
     if (!box) return;
@@ -87,13 +90,14 @@
     if (first) first.focus();
   }
   function pollCalls() {
-    var url = "/console/calls" + (lastCall === null ? "" : "?after=" + lastCall);
+    var url = "/console/calls" + (lastCall === null ? "" : "?after=" + encodeURIComponent(lastCall));
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) {
         if (!data) return;
         if (data.calls.length) showCall(data.calls[data.calls.length - 1]);
-        lastCall = data.last_id;
+        lastCall = String(data.last_id);
+        try { sessionStorage.setItem("outpost.lastCall", lastCall); } catch (e) {}
       })
       .catch(function () {});
   }
