@@ -341,6 +341,42 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         .await?;
     ensure!(notice(&jana).await? == "The note is on the case.");
     shot(&jana, "09-portal-case").await?;
+    // The customer reports a problem of their own, picking the device.
+    jana.goto(&format!("{base}/cases/new")).await?;
+    let options = jana
+        .find_all(Locator::Css("#device_id option"))
+        .await?
+        .len();
+    ensure!(
+        options == 13,
+        "Nordwind's twelve devices and 'none': {options}"
+    );
+    ensure!(
+        jana.find_all(Locator::Id("contract")).await?.is_empty()
+            && jana.find_all(Locator::Id("assignee_id")).await?.is_empty(),
+        "customers pick neither contracts nor engineers"
+    );
+    jana.find(Locator::Id("device_id"))
+        .await?
+        .select_by_label("dc-ap-1 - Huawei AirEngine 5761-11, serial 2102313YPS10M5000412")
+        .await?;
+    jana.find(Locator::Id("summary"))
+        .await?
+        .send_keys("Wi-Fi in hall C drops every few minutes")
+        .await?;
+    shot(&jana, "09b-portal-new-case").await?;
+    jana.find(Locator::XPath(
+        "//button[normalize-space()='Open the case']",
+    ))
+    .await?
+    .click()
+    .await?;
+    ensure!(notice(&jana).await? == "The case is open.");
+    let text = main_text(&jana).await?;
+    ensure!(
+        text.contains("Wi-Fi in hall C") && text.contains("dc-ap-1"),
+        "the customer's case on the picked device: {text}"
+    );
     // Another customer's case, by URL: not found (not even "forbidden").
     let other: serde_json::Value = http
         .get(format!("{base}/api/v1/cases?limit=200"))
