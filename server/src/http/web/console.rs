@@ -88,7 +88,7 @@ pub async fn search(
                     h3 { (m.len()) " customers match" }
                     (table_wrap(None, html! {
                         table {
-                            thead { tr { th { "Customer" } th { "ID" } th { "Phone" } th { "Matched by" } } }
+                            thead { tr { th scope="col" { "Customer" } th scope="col" { "ID" } th scope="col" { "Phone" } th scope="col" { "Matched by" } } }
                             tbody {
                                 @for m in m {
                                     tr {
@@ -111,7 +111,7 @@ pub async fn search(
             } @else {
                 (table_wrap(None, html! {
                     table {
-                        thead { tr { th { "When" } th { "Caller" } th { "Customer" } } }
+                        thead { tr { th scope="col" { "When" } th scope="col" { "Caller" } th scope="col" { "Customer" } } }
                         tbody {
                             @for c in &calls {
                                 tr {
@@ -237,7 +237,7 @@ fn render_dossier(
                 @if d.contracts.is_empty() { p.muted { "No contracts." } }
                 (table_wrap(None, html! {
                     table {
-                        thead { tr { th { "Contract" } th { "Coverage" } th { "Term" } th { "State" } } }
+                        thead { tr { th scope="col" { "Contract" } th scope="col" { "Coverage" } th scope="col" { "Term" } th scope="col" { "State" } } }
                         tbody {
                             @for c in &d.contracts {
                                 tr {
@@ -271,8 +271,8 @@ fn render_dossier(
                 (table_wrap(None, html! {
                     table {
                         thead { tr {
-                            th { "Device" } th { "Model" } th { "Serial" } th { "Firmware" } th { "Site" }
-                            th { "Coverage" } th { "Warranty" } th { "Agent" } th { span.sr { "Actions" } }
+                            th scope="col" { "Device" } th scope="col" { "Model" } th scope="col" { "Serial" } th scope="col" { "Firmware" } th scope="col" { "Site" }
+                            th scope="col" { "Coverage" } th scope="col" { "Warranty" } th scope="col" { "Agent" } th scope="col" { span.sr { "Actions" } }
                         } }
                         tbody {
                             @for dev in &d.devices {
@@ -331,7 +331,7 @@ pub fn case_table(cases: &[CaseView]) -> Markup {
         } @else {
             (table_wrap(None, html! {
                 table {
-                    thead { tr { th { "Case" } th { "Priority" } th { "Status" } th { "Summary" } th { "Device" } th { "Assignee" } th { "Opened" } } }
+                    thead { tr { th scope="col" { "Case" } th scope="col" { "Priority" } th scope="col" { "Status" } th scope="col" { "Summary" } th scope="col" { "Device" } th scope="col" { "Assignee" } th scope="col" { "Opened" } } }
                     tbody {
                         @for c in cases {
                             tr {

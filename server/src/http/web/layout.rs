@@ -32,6 +32,8 @@ pub struct Page<'a> {
     pub error: Option<String>,
     /// A confirmation to show above the content.
     pub notice: Option<String>,
+    /// Reload every so many seconds while nobody is typing (queues).
+    pub refresh_secs: Option<u32>,
 }
 
 impl<'a> Page<'a> {
@@ -42,7 +44,13 @@ impl<'a> Page<'a> {
             nav,
             error: None,
             notice: None,
+            refresh_secs: None,
         }
+    }
+
+    pub fn refresh(mut self, secs: u32) -> Self {
+        self.refresh_secs = Some(secs);
+        self
     }
 
     pub fn error(mut self, error: Option<String>) -> Self {
@@ -100,7 +108,7 @@ impl<'a> Page<'a> {
                             }
                         }
                     }
-                    main id="main" tabindex="-1" {
+                    main id="main" tabindex="-1" data-refresh=[self.refresh_secs] {
                         h1 { (self.title) }
                         @if let Some(e) = &self.error {
                             p.error role="alert" { (e) }

@@ -131,6 +131,7 @@ pub async fn queues(
         }
     };
     Ok(Page::new(&who, "Queues", Nav::Queues)
+        .refresh(30)
         .notice(notice)
         .response(body))
 }
@@ -153,9 +154,9 @@ fn table(
         html! {
             table {
                 thead { tr {
-                    th { "Case" } th { "Priority" } th { "Customer" } th { "Summary" }
-                    @if assigned { th { "Engineer" } } @else { th { "Status" } }
-                    th { "Opened" } th { "Response due" } th { "Prompt" } th { "Action" }
+                    th scope="col" { "Case" } th scope="col" { "Priority" } th scope="col" { "Customer" } th scope="col" { "Summary" }
+                    @if assigned { th scope="col" { "Engineer" } } @else { th scope="col" { "Status" } }
+                    th scope="col" { "Opened" } th scope="col" { "Response due" } th scope="col" { "Prompt" } th scope="col" { "Action" }
                 } }
                 tbody {
                     @for r in rows {

@@ -110,6 +110,17 @@
       pollCalls();
       setInterval(pollCalls, 3000);
     }
+    // Live lists (the queues) reload now and then, but never under someone
+    // who is choosing an engineer or reading the caller pop-up.
+    var main = document.getElementById("main");
+    var every = main && parseInt(main.getAttribute("data-refresh") || "", 10);
+    if (every > 0) {
+      setInterval(function () {
+        var busy = /INPUT|TEXTAREA|SELECT|BUTTON/.test(document.activeElement.tagName);
+        var popup = document.getElementById("caller-popup");
+        if (!busy && !(popup && !popup.hidden)) location.reload();
+      }, every * 1000);
+    }
     // Keyboard: "/" focuses the search box where there is one.
     document.addEventListener("keydown", function (e) {
       if (e.key !== "/" || /INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) return;
