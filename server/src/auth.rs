@@ -76,6 +76,9 @@ pub enum Action {
     KillRemoteSession,
     /// Escalate a case to an expert (who may then reach its device).
     EscalateToExpert,
+    /// Read reports over all cases: the SLA and survey reports, the
+    /// manager dashboard (staff, as for internal notes).
+    ReadReports,
 }
 
 impl Principal {
@@ -102,7 +105,7 @@ impl Principal {
             (
                 _,
                 ReadDirectory | CreateCase | ReadCase | AddPublicNote | AddInternalNote
-                | ReadInternal,
+                | ReadInternal | ReadReports,
             ) => true,
             (RmaAdmin, RecordCall) => true,
             (RmaAdmin, _) => false,
@@ -169,6 +172,7 @@ fn action_words(a: Action) -> &'static str {
         Action::WriteFaultReport => "file fault analysis reports",
         Action::KillRemoteSession => "end remote-login sessions",
         Action::EscalateToExpert => "escalate cases to experts",
+        Action::ReadReports => "read reports",
     }
 }
 
@@ -214,6 +218,13 @@ mod tests {
         assert!(c.sees_organization(Some(7)));
         assert!(!c.sees_organization(Some(8)));
         assert!(!c.sees_organization(None));
+    }
+
+    #[test]
+    fn reports_are_for_staff() {
+        for r in Role::ALL {
+            assert_eq!(p(*r).may(Action::ReadReports), r.is_staff(), "{r}");
+        }
     }
 
     #[test]

@@ -294,7 +294,7 @@ pub async fn survey_report(
     Auth(who): Auth,
     ApiQuery(q): ApiQuery<SurveyReportQuery>,
 ) -> ApiResult<Json<SurveyReport>> {
-    who.require(Action::ReadInternal)?;
+    who.require(Action::ReadReports)?;
     if q.to <= q.from {
         return Err(Error::invalid("to", "must be after from").into());
     }

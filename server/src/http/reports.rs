@@ -65,7 +65,7 @@ pub async fn sla_report(
     Auth(who): Auth,
     ApiQuery(q): ApiQuery<SlaReportQuery>,
 ) -> ApiResult<Json<SlaReport>> {
-    who.require(Action::ReadInternal)?;
+    who.require(Action::ReadReports)?;
     if q.to <= q.from {
         return Err(Error::invalid("to", "must be after from").into());
     }

@@ -498,21 +498,17 @@ pub struct CaseClocks {
     pub recorded_timers: Vec<i64>,
 }
 
-/// Load what a case's clocks need: its history reduced to a timeline, and the
-/// policy and calendar that apply (see [`Registry`]).
-pub async fn load(
-    store: &crate::store::Store,
-    registry: &Registry,
-    case_id: i64,
-) -> Result<Option<CaseClocks>> {
-    let Some(row) = store.case_by_id(case_id).await? else {
-        return Ok(None);
-    };
+/// A case's history (entry time in microseconds, JSON body; oldest first)
+/// reduced to the timeline its clocks run on (none without an opening
+/// entry), and the timers whose SLA events it already records.
+pub fn timeline_of<'a>(
+    entries: impl IntoIterator<Item = (i64, &'a str)>,
+) -> (Option<Timeline>, Vec<i64>) {
     let mut timeline: Option<Timeline> = None;
     let mut recorded_timers = Vec::new();
-    for e in store.entries(row.id).await? {
-        let at = crate::clock::from_micros(e.at);
-        let Ok(body) = serde_json::from_str::<ActivityBody>(&e.body) else {
+    for (at, body) in entries {
+        let at = crate::clock::from_micros(at);
+        let Ok(body) = serde_json::from_str::<ActivityBody>(body) else {
             continue;
         };
         match (body, timeline.as_mut()) {
@@ -534,6 +530,21 @@ pub async fn load(
             _ => {}
         }
     }
+    (timeline, recorded_timers)
+}
+
+/// Load what a case's clocks need: its history reduced to a timeline, and the
+/// policy and calendar that apply (see [`Registry`]).
+pub async fn load(
+    store: &crate::store::Store,
+    registry: &Registry,
+    case_id: i64,
+) -> Result<Option<CaseClocks>> {
+    let Some(row) = store.case_by_id(case_id).await? else {
+        return Ok(None);
+    };
+    let entries = store.entries(row.id).await?;
+    let (timeline, recorded_timers) = timeline_of(entries.iter().map(|e| (e.at, e.body.as_str())));
     let Some(timeline) = timeline else {
         return Ok(None);
     };
@@ -551,15 +562,10 @@ pub async fn load(
                 .and_then(|z| z.parse().ok());
         }
     }
-    let policy = registry
-        .policy(contract.as_ref().and_then(|c| c.sla_policy.as_deref()))
-        .clone();
-    let calendar = registry
-        .calendar(
-            &[
-                contract.as_ref().and_then(|c| c.calendar.as_deref()),
-                policy.calendar.as_deref(),
-            ],
+    let (policy, calendar) = registry
+        .for_case(
+            contract.as_ref().and_then(|c| c.sla_policy.as_deref()),
+            contract.as_ref().and_then(|c| c.calendar.as_deref()),
             contract.as_ref().map(|c| c.coverage),
             tz,
         )

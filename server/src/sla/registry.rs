@@ -142,6 +142,21 @@ impl Registry {
         }
         Calendar::preset(coverage.map(|c| c.as_str()).unwrap_or("24x7"), tz)
     }
+
+    /// The policy and calendar of a case: its contract's policy and
+    /// calendar names and coverage (none without a contract), and the time
+    /// zone of its device's site.
+    pub fn for_case(
+        &self,
+        sla_policy: Option<&str>,
+        calendar: Option<&str>,
+        coverage: Option<Coverage>,
+        tz: Option<Tz>,
+    ) -> Result<(Policy, Calendar), super::calendar::CalendarError> {
+        let policy = self.policy(sla_policy).clone();
+        let calendar = self.calendar(&[calendar, policy.calendar.as_deref()], coverage, tz)?;
+        Ok((policy, calendar))
+    }
 }
 
 #[cfg(test)]

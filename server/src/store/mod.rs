@@ -14,6 +14,7 @@ pub mod agents;
 pub mod auth;
 pub mod backup;
 pub mod cases;
+pub mod dashboard;
 pub mod directory;
 pub mod meta;
 pub mod notify;

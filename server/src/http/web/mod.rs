@@ -24,7 +24,10 @@ use crate::auth::{generate_token, hash_token, Principal};
 
 pub mod assets;
 pub mod cases;
+pub mod charts;
 pub mod console;
+pub mod csv;
+pub mod dashboard;
 pub mod layout;
 pub mod queues;
 pub mod topology;
@@ -52,6 +55,8 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/cases/new", get(cases::new_form).post(cases::create))
         .route("/cases/{number}", get(cases::show))
         .route("/cases/{number}/{action}", post(cases::act))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/{file}", get(dashboard::download))
 }
 
 /// How long a browser session lasts.
@@ -265,7 +270,7 @@ pub async fn home(who: WebAuth) -> Response {
     use crate::auth::Role;
     let to = match who.principal.role {
         Role::Customer => "/cases",
-        Role::Manager => "/queues",
+        Role::Manager => "/dashboard",
         Role::Engineer | Role::Expert => "/cases?mine=1",
         _ => "/console",
     };

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use super::charts::esc;
 use crate::agents::topology::TopologyGraph;
 
 const W: f64 = 960.0;
@@ -115,22 +116,6 @@ fn eccentricity(adj: &[Vec<usize>], from: usize) -> usize {
 
 fn rows_len_is_one(row_gap: f64) -> bool {
     row_gap == 0.0
-}
-
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The graph as a standalone SVG document fragment (usable inline or served
