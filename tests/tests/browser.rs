@@ -452,6 +452,26 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         "the survey is answered once"
     );
 
+    // ---- the manager's dashboard, with its charts
+    let greta = driver.browser("greta").await?;
+    sign_in(&greta, base, "greta").await?;
+    ensure!(
+        greta.current_url().await?.path() == "/dashboard",
+        "a manager starts at the dashboard"
+    );
+    let charts = greta
+        .find_all(Locator::Css("main svg[role=img]"))
+        .await?
+        .len();
+    ensure!(charts >= 2, "the dashboard draws its charts: {charts}");
+    let csv = greta
+        .find_all(Locator::Css("main a[href$='.csv'], main a[href*='.csv?']"))
+        .await?
+        .len();
+    ensure!(csv >= 3, "tables offer CSV downloads: {csv}");
+    shot(&greta, "13-dashboard").await?;
+    greta.close().await?;
+
     // ---- a phone-width screen, and signing out
     dana.set_window_size(390, 844).await?;
     dana.goto(&format!("{base}/cases/{number}")).await?;

@@ -118,7 +118,8 @@ impl<'a> Page<'a> {
                         }
                         (body)
                     }
-                    @if p.role.is_staff() {
+                    // The hotline's callers pop up for those who answer it.
+                    @if matches!(p.role, Role::Dispatcher | Role::Admin) {
                         div id="caller-popup" role="alertdialog" aria-live="assertive" aria-labelledby="caller-title" hidden {}
                     }
                 }
