@@ -24,7 +24,27 @@ fn shots_dir() -> PathBuf {
     dir
 }
 
+/// Every page the test visits is checked for the basics of accessible
+/// markup (one `h1`, a label for every form control, a language), then
+/// photographed.
 async fn shot(c: &Client, name: &str) -> Result<()> {
+    let problems = c
+        .execute(
+            r#"const out = [];
+            if (document.querySelectorAll('h1').length !== 1) out.push('h1 count ' + document.querySelectorAll('h1').length);
+            if (!document.documentElement.lang) out.push('no lang');
+            document.querySelectorAll('input:not([type=hidden]),select,textarea').forEach(e => {
+              if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label')) out.push('unlabelled ' + (e.name || e.id));
+            });
+            document.querySelectorAll('img:not([alt]),svg[role=img]:not([aria-labelledby]):not([aria-label])').forEach(e => out.push('unnamed image'));
+            return out;"#,
+            vec![],
+        )
+        .await?;
+    ensure!(
+        problems.as_array().is_some_and(Vec::is_empty),
+        "{name}: {problems}"
+    );
     let png = c.screenshot().await?;
     ensure!(png.starts_with(b"\x89PNG"), "a PNG screenshot of {name}");
     std::fs::write(shots_dir().join(format!("{name}.png")), png)?;
