@@ -460,3 +460,38 @@ fn tunnel_targets_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn secrets_may_come_from_the_environment_or_a_file() {
+    // PATH is set wherever tests run.
+    let path = std::env::var("PATH").unwrap_or_default();
+    let config = AgentConfig::parse(&format!(
+        "{SERVER}\n[traps]\ncommunities = [\"inline\", {{ env = \"PATH\" }}]\n"
+    ))
+    .expect("valid");
+    let traps = config.traps.expect("traps");
+    let communities: Vec<&str> = traps.communities.iter().map(Secret::expose).collect();
+    assert_eq!(communities, ["inline", path.as_str()]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("community");
+    std::fs::write(&file, "private\r\n").expect("write");
+    let config = AgentConfig::parse(&target(&format!(
+        "name = \"sw1\"\naddress = \"192.0.2.1\"\nversion = \"v2c\"\ncommunity = {{ file = {:?} }}\n",
+        file.display().to_string()
+    )))
+    .expect("valid");
+    assert_eq!(
+        config.snmp.targets[0].credentials,
+        Credentials::V2c {
+            community: Secret::new("private")
+        }
+    );
+    let err = parse_err(&target(
+        "name = \"sw1\"\naddress = \"192.0.2.1\"\nversion = \"v2c\"\ncommunity = { path = \"/x\" }\n",
+    ));
+    assert!(
+        err.contains("unknown key `path` in a secret") && err.contains("line 8"),
+        "{err}"
+    );
+}
