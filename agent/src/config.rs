@@ -891,8 +891,12 @@ impl AgentConfig {
     }
 }
 
+/// Where the identity is kept unless `server.identity_dir` says otherwise:
+/// the Debian package's state directory.
+pub const DEFAULT_IDENTITY_DIR: &str = "/var/lib/outpost/agent";
+
 fn default_identity_dir() -> PathBuf {
-    PathBuf::from("/var/lib/outpost-agent")
+    PathBuf::from(DEFAULT_IDENTITY_DIR)
 }
 
 fn default_concurrency() -> usize {

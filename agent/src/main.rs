@@ -160,7 +160,7 @@ fn run(command: Command) -> Result<()> {
             let dir = match (identity_dir, &config) {
                 (Some(dir), _) => dir,
                 (None, Some(config)) => config.server.identity_dir.clone(),
-                (None, None) => PathBuf::from("/var/lib/outpost-agent"),
+                (None, None) => PathBuf::from(outpost_agent::config::DEFAULT_IDENTITY_DIR),
             };
             let token = match (
                 token,
@@ -355,7 +355,7 @@ const SUBCOMMANDS: &[Sub] = &[
         options_help: "      --server <URL>        The server's base URL (https://, or http:// to loopback only)
       --token <TOKEN>       The one-time enrolment token (default: the file named by `server.token_file` of --config) [env: OUTPOST_ENROLL_TOKEN]
       --tls-pin <HEX>       Trust exactly the server key with this pin (hex SHA-256 of its SubjectPublicKeyInfo, shown with the token): for a server with a self-signed certificate
-      --identity-dir <DIR>  Where to store the identity (default: `server.identity_dir` of --config, else /var/lib/outpost-agent)
+      --identity-dir <DIR>  Where to store the identity (default: `server.identity_dir` of --config, else /var/lib/outpost/agent)
   -c, --config <FILE>       The agent's configuration file, for its `server.identity_dir`
       --force               Replace an existing identity
   -h, --help                Print help

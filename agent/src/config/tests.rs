@@ -32,7 +32,7 @@ fn minimal_config_takes_defaults() {
     assert!(config.snmp.targets.is_empty());
     assert_eq!(
         config.server.identity_dir,
-        PathBuf::from("/var/lib/outpost-agent")
+        PathBuf::from("/var/lib/outpost/agent")
     );
 }
 
@@ -269,11 +269,11 @@ fn agent_sections_take_defaults_and_check_values() {
     assert_eq!(config.spool.max_bytes, 64 * 1024 * 1024);
     assert_eq!(
         config.spool_dir(),
-        PathBuf::from("/var/lib/outpost-agent/spool")
+        PathBuf::from("/var/lib/outpost/agent/spool")
     );
     assert_eq!(
         config.detector_state_file(),
-        PathBuf::from("/var/lib/outpost-agent/detector.json")
+        PathBuf::from("/var/lib/outpost/agent/detector.json")
     );
     assert_eq!(config.detect, DetectConfig::default());
     assert_eq!(config.detect.unreachable_after, 3);
