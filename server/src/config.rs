@@ -156,8 +156,7 @@ impl Config {
     pub fn check_file(path: &Path) -> Result<Config, CheckError> {
         let at = |line: Option<(usize, usize)>, message: String| CheckError {
             path: path.to_path_buf(),
-            line,
-            message,
+            problem: ParseError { line, message },
         };
         let text = read_text(path).map_err(|e| at(None, format!("{e:#}")))?;
         let file = parse_text(&text).map_err(|e| at(e.line, e.message))?;
@@ -274,8 +273,9 @@ fn read_text(p: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))
 }
 
-/// A problem in the text of a config file, with the line and column the
-/// TOML parser gave (unknown keys, bad values, unreadable secret files).
+/// A problem in a config file, with its line and column where known: the
+/// TOML parser's (unknown keys, bad values, unreadable secret files), or
+/// the key's that a later check names.
 #[derive(Debug)]
 pub struct ParseError {
     pub line: Option<(usize, usize)>,
@@ -301,21 +301,17 @@ pub fn parse_text(text: &str) -> Result<FileConfig, ParseError> {
     })
 }
 
-/// What `config check` reports for a file that is not fit to serve.
+/// What `config check` reports for a file that is not fit to serve:
+/// `FILE: line L, column C: message`.
 #[derive(Debug)]
 pub struct CheckError {
     pub path: PathBuf,
-    pub line: Option<(usize, usize)>,
-    pub message: String,
+    pub problem: ParseError,
 }
 
 impl std::fmt::Display for CheckError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: ", self.path.display())?;
-        match self.line {
-            Some((line, column)) => write!(f, "line {line}, column {column}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
+        write!(f, "{}: {}", self.path.display(), self.problem)
     }
 }
 
