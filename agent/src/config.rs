@@ -9,7 +9,9 @@
 //! that check names the duplicated target.
 //!
 //! Secrets (communities and passwords) are wrapped in [`Secret`], whose
-//! `Debug` form is redacted, so a logged config never shows them.
+//! `Debug` form is redacted, so a logged config never shows them. Each may
+//! also be read from a file (`{ file = "PATH" }`) or an environment variable
+//! (`{ env = "NAME" }`) instead of being written in the file.
 //!
 //! ```toml
 //! [server]
@@ -448,10 +450,17 @@ pub enum PrivProtocol {
     Aes256Cisco,
 }
 
-/// A community or password: shown as `***` in `Debug` output.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+/// A community or password: shown as `***` in `Debug` output. In the file
+/// it is written inline, or as `{ file = "PATH" }` or `{ env = "NAME" }`
+/// ([`outpost_protocol::secret`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        outpost_protocol::secret::string(deserializer).map(Secret)
+    }
+}
 
 impl Secret {
     /// Wraps a secret value.
@@ -882,8 +891,12 @@ impl AgentConfig {
     }
 }
 
+/// Where the identity is kept unless `server.identity_dir` says otherwise:
+/// the Debian package's state directory.
+pub const DEFAULT_IDENTITY_DIR: &str = "/var/lib/outpost/agent";
+
 fn default_identity_dir() -> PathBuf {
-    PathBuf::from("/var/lib/outpost-agent")
+    PathBuf::from(DEFAULT_IDENTITY_DIR)
 }
 
 fn default_concurrency() -> usize {

@@ -6,8 +6,9 @@
 //! * `outpost-agent facts`: print the host's facts (`HostFacts`) as JSON.
 //! * `outpost-agent health`: take one health sample (`HealthSample`) and
 //!   print it as JSON.
-//! * `outpost-agent check --config FILE`: validate the configuration, poll
-//!   each SNMP target once and print a table; fails if any target fails.
+//! * `outpost-agent check --config FILE [--offline]`: validate the
+//!   configuration, poll each SNMP target once and print a table; fails if
+//!   any target fails. With `--offline`, only validate (`FILE: ok`).
 //! * `outpost-agent enroll --server URL --token TOKEN [--identity-dir DIR]
 //!   [--tls-pin HEX] [--config FILE] [--force]`: generate a key pair, enrol with the server
 //!   and store the identity.
@@ -41,6 +42,8 @@ enum Command {
     Check {
         /// The agent's configuration file.
         config: PathBuf,
+        /// Only validate the file; reach no device.
+        offline: bool,
     },
     /// Enrol with the server.
     Enroll {
@@ -141,7 +144,7 @@ fn run(command: Command) -> Result<()> {
                 .context("collecting a host health sample")?;
             print_json(&sample)
         }
-        Command::Check { config } => check_command(&config),
+        Command::Check { config, offline } => check_command(&config, offline),
         Command::Enroll {
             server,
             token,
@@ -157,7 +160,7 @@ fn run(command: Command) -> Result<()> {
             let dir = match (identity_dir, &config) {
                 (Some(dir), _) => dir,
                 (None, Some(config)) => config.server.identity_dir.clone(),
-                (None, None) => PathBuf::from("/var/lib/outpost-agent"),
+                (None, None) => PathBuf::from(outpost_agent::config::DEFAULT_IDENTITY_DIR),
             };
             let token = match (
                 token,
@@ -200,9 +203,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// `check`: load the config, poll every target once, print the table.
-fn check_command(path: &std::path::Path) -> Result<()> {
+/// `check`: load the config, poll every target once, print the table;
+/// `--offline`: only load it and say so.
+fn check_command(path: &std::path::Path, offline: bool) -> Result<()> {
     let config = AgentConfig::load(path).context("invalid configuration")?;
+    if offline {
+        let mut stdout = std::io::stdout().lock();
+        return writeln!(stdout, "{}: ok", path.display())
+            .and_then(|()| stdout.flush())
+            .context("writing to standard output");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -297,7 +307,7 @@ const CONFIG: Opt = Opt {
     short: Some('c'),
     value: Some("FILE"),
 };
-/// `check` and `run` take only the configuration file.
+/// `run` takes only the configuration file.
 const CONFIG_HELP: &str = "  -c, --config <FILE>  The agent's configuration file
   -h, --help           Print help
 ";
@@ -323,9 +333,19 @@ const SUBCOMMANDS: &[Sub] = &[
         name: "check",
         about: "Validate the configuration file and poll each SNMP target once, printing \
                 one line per target; exits with status 1 if any fails",
-        usage: "check --config <FILE>",
-        options_help: CONFIG_HELP,
-        options: &[CONFIG],
+        usage: "check [OPTIONS] --config <FILE>",
+        options_help: "  -c, --config <FILE>  The agent's configuration file
+      --offline        Only validate the file (prints \"FILE: ok\"); poll no device
+  -h, --help           Print help
+",
+        options: &[
+            CONFIG,
+            Opt {
+                long: "offline",
+                short: None,
+                value: None,
+            },
+        ],
     },
     Sub {
         name: "enroll",
@@ -335,7 +355,7 @@ const SUBCOMMANDS: &[Sub] = &[
         options_help: "      --server <URL>        The server's base URL (https://, or http:// to loopback only)
       --token <TOKEN>       The one-time enrolment token (default: the file named by `server.token_file` of --config) [env: OUTPOST_ENROLL_TOKEN]
       --tls-pin <HEX>       Trust exactly the server key with this pin (hex SHA-256 of its SubjectPublicKeyInfo, shown with the token): for a server with a self-signed certificate
-      --identity-dir <DIR>  Where to store the identity (default: `server.identity_dir` of --config, else /var/lib/outpost-agent)
+      --identity-dir <DIR>  Where to store the identity (default: `server.identity_dir` of --config, else /var/lib/outpost/agent)
   -c, --config <FILE>       The agent's configuration file, for its `server.identity_dir`
       --force               Replace an existing identity
   -h, --help                Print help
@@ -496,6 +516,7 @@ fn parse(
         "health" => Command::Health,
         "check" => Command::Check {
             config: required(take("config"), "--config <FILE>")?.into(),
+            offline: take("offline").is_some(),
         },
         "run" => Command::Run {
             config: required(take("config"), "--config <FILE>")?.into(),
@@ -684,6 +705,7 @@ mod tests {
     fn check(config: &str) -> Command {
         Command::Check {
             config: config.into(),
+            offline: false,
         }
     }
 
@@ -692,6 +714,13 @@ mod tests {
         assert_eq!(command(&["facts"]), Command::Facts);
         assert_eq!(command(&["health"]), Command::Health);
         assert_eq!(command(&["check", "--config", "a.toml"]), check("a.toml"));
+        assert_eq!(
+            command(&["check", "--offline", "-c", "a.toml"]),
+            Command::Check {
+                config: "a.toml".into(),
+                offline: true
+            }
+        );
         assert_eq!(
             command(&["run", "-c", "a.toml"]),
             Command::Run {
@@ -879,7 +908,8 @@ mod tests {
             assert_eq!(
                 parse("outpost-agent", args, None),
                 Ok(Parsed::Command(Command::Check {
-                    config: PathBuf::from(path)
+                    config: PathBuf::from(path),
+                    offline: false,
                 }))
             );
         }

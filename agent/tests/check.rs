@@ -121,3 +121,105 @@ fn check_names_a_missing_config_file() {
         "{stderr}"
     );
 }
+
+fn check_offline(config: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_outpost-agent"))
+        .args(["check", "--offline", "--config"])
+        .arg(config)
+        .output()
+        .expect("run outpost-agent check --offline")
+}
+
+#[test]
+fn offline_check_validates_without_polling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A target nothing answers for: the offline check never sends to it.
+    let path = dir.path().join("agent.toml");
+    std::fs::write(
+        &path,
+        config_text(&target_table(
+            "sw1",
+            "192.0.2.1:161",
+            "version = \"v2c\"\ncommunity = \"public\"\n",
+        )),
+    )
+    .expect("write config");
+    let started = std::time::Instant::now();
+    let output = check_offline(&path);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}: ok\n", path.display())
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    // The packaged configuration file passes too.
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/outpost-agent.toml");
+    let output = check_offline(&sample);
+    assert!(output.status.success(), "{output:?}");
+
+    // A bad one fails the same way as without --offline.
+    std::fs::write(&path, "[server]\nurl = \"https://s.example\"\nbogus = 1\n").expect("write");
+    let output = check_offline(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr.contains("bogus") && stderr.contains("line 3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn secrets_come_from_files_and_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("community");
+    std::fs::write(&secret, "from-a-file\n").expect("write secret");
+    let path = dir.path().join("agent.toml");
+    let body = format!(
+        "version = \"v3\"\nuser = \"u\"\nsecurity_level = \"authPriv\"\nauth_protocol = \"SHA\"\n\
+         auth_password = {{ file = {:?} }}\npriv_protocol = \"AES\"\n\
+         priv_password = {{ env = \"OUTPOST_TEST_PRIV\" }}\n",
+        secret.display().to_string()
+    );
+    let text = config_text(&target_table("sw1", "192.0.2.1:161", &body));
+    std::fs::write(&path, &text).expect("write config");
+    let run = |env: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_outpost-agent"));
+        command.args(["check", "--offline", "--config"]).arg(&path);
+        match env {
+            Some(value) => command.env("OUTPOST_TEST_PRIV", value),
+            None => command.env_remove("OUTPOST_TEST_PRIV"),
+        };
+        command.output().expect("run outpost-agent")
+    };
+    let output = run(Some("priv-from-env"));
+    assert!(output.status.success(), "{output:?}");
+
+    // Each missing source names the key's line and the file or variable.
+    let line_of = |key: &str| {
+        text.lines()
+            .position(|l| l.starts_with(key))
+            .map(|i| i + 1)
+            .unwrap_or_default()
+    };
+    let output = run(None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the environment variable OUTPOST_TEST_PRIV is not set")
+            && stderr.contains(&format!("line {}", line_of("priv_password"))),
+        "{stderr}"
+    );
+    std::fs::remove_file(&secret).expect("remove secret");
+    let output = run(Some("priv-from-env"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the secret file")
+            && stderr.contains(&secret.display().to_string())
+            && stderr.contains(&format!("line {}", line_of("auth_password"))),
+        "{stderr}"
+    );
+}

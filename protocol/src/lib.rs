@@ -3,7 +3,9 @@
 //! Everything the agent sends to the server (enrolment, heartbeats, inventory,
 //! host health and faults) is defined here once, as plain serde types encoded
 //! as JSON, so that both binaries agree on one source. Neither binary is a
-//! dependency of this crate.
+//! dependency of this crate. Besides the wire types, [`secret`] is the one
+//! form of a secret both binaries' configuration files accept (inline, from
+//! a file, or from the environment).
 //!
 //! # Versioning and compatibility
 //!
@@ -34,6 +36,7 @@ mod health;
 mod heartbeat;
 mod inventory;
 mod message;
+pub mod secret;
 mod topology;
 pub mod tunnel;
 mod uplink;

@@ -1,6 +1,6 @@
 //! The `outpost-server` command line. Every subcommand takes the same
 //! `--config`, `--data-dir` and `--database-url`, so `admin ...` works on the
-//! very data `serve` uses.
+//! very data `serve` uses; `config check FILE` validates a file alone.
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -68,6 +68,17 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE as `serve` would, without starting anything: print
+    /// "FILE: ok", or the error naming the key and its line and exit 1.
+    /// Flags and OUTPOST_* variables that override keys are not applied.
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +246,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 info.cases,
                 info.schema_version
             );
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            return Ok(match Config::check_file(&file) {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            });
         }
         Command::Restore { file, force } => {
             let config = Config::load(&overrides(&cli.common, None, None))?;

@@ -4,6 +4,11 @@
 //! (`OUTPOST_DATABASE_URL`, `OUTPOST_LISTEN`, `OUTPOST_DATA_DIR`), config file,
 //! built-in default. With nothing at all the server keeps an embedded SQLite
 //! database in `./outpost-data/` and listens on `127.0.0.1:8080`.
+//!
+//! Secrets (`database.url`, `notify.email.password`, `notify.sms.headers`
+//! values, `notify.webhooks[].secret`) may be read from a file or an
+//! environment variable instead of the file (`outpost_protocol::secret`).
+//! Errors name the key; `config check` adds the line where the file has it.
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -63,6 +68,9 @@ pub struct ServerSection {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
     /// `sqlite://PATH` or `postgres://...`. Default: SQLite in the data dir.
+    /// A secret (it may hold a password): inline, `{ file = "PATH" }` or
+    /// `{ env = "NAME" }`.
+    #[serde(default, deserialize_with = "outpost_protocol::secret::option")]
     pub url: Option<String>,
     /// Pool size (PostgreSQL; SQLite readers). Default 16.
     pub max_connections: Option<u32>,
@@ -131,9 +139,45 @@ impl Config {
             .clone()
             .or_else(|| env("OUTPOST_CONFIG").map(PathBuf::from));
         let file = match &path {
-            Some(p) => read_file(p)?,
+            Some(p) => {
+                let text = read_text(p)?;
+                parse_text(&text)
+                    .with_context(|| format!("config file {} is invalid", p.display()))?
+            }
             None => FileConfig::default(),
         };
+        Self::resolve(ov, file, path, env)
+    }
+
+    /// `config check FILE`: the file alone, validated as `serve` validates
+    /// it (certificates and secret files read), without the flags and the
+    /// `OUTPOST_*` variables that would override its keys. Errors name the
+    /// key and, where it is in the file, its line.
+    pub fn check_file(path: &Path) -> Result<Config, CheckError> {
+        let at = |line: Option<(usize, usize)>, message: String| CheckError {
+            path: path.to_path_buf(),
+            problem: ParseError { line, message },
+        };
+        let text = read_text(path).map_err(|e| at(None, format!("{e:#}")))?;
+        let file = parse_text(&text).map_err(|e| at(e.line, e.message))?;
+        let ov = Overrides {
+            config: Some(path.to_path_buf()),
+            ..Overrides::default()
+        };
+        Self::resolve(&ov, file, Some(path.to_path_buf()), |_| None).map_err(|e| {
+            let message = format!("{e:#}");
+            at(locate_key(&text, &message), message)
+        })
+    }
+
+    /// Flags over `env` over the file over defaults, then every section
+    /// validated.
+    fn resolve(
+        ov: &Overrides,
+        file: FileConfig,
+        path: Option<PathBuf>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
         let listen_text = ov
             .listen
             .clone()
@@ -225,10 +269,91 @@ impl Config {
     }
 }
 
-fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(p)
-        .with_context(|| format!("cannot read config file {}", p.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {} is invalid", p.display()))
+fn read_text(p: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))
+}
+
+/// A problem in a config file, with its line and column where known: the
+/// TOML parser's (unknown keys, bad values, unreadable secret files), or
+/// the key's that a later check names.
+#[derive(Debug)]
+pub struct ParseError {
+    pub line: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some((line, column)) => write!(f, "line {line}, column {column}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Decodes the file's text; every table refuses unknown keys.
+pub fn parse_text(text: &str) -> Result<FileConfig, ParseError> {
+    toml::from_str(text).map_err(|e: toml::de::Error| ParseError {
+        line: e.span().map(|span| line_col(text, span.start)),
+        message: e.message().trim_end().to_string(),
+    })
+}
+
+/// What `config check` reports for a file that is not fit to serve:
+/// `FILE: line L, column C: message`.
+#[derive(Debug)]
+pub struct CheckError {
+    pub path: PathBuf,
+    pub problem: ParseError,
+}
+
+impl std::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Where the key an error message starts with (`notify.email.port: ...`,
+/// `sla.policies[1].targets.P1: ...`) is in the file: the deepest part of
+/// that path the file spells out. `None` when the message names no key the
+/// file holds (a default, or a key set by a flag or variable).
+fn locate_key(text: &str, message: &str) -> Option<(usize, usize)> {
+    let path: String = message
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']'))
+        .collect();
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item = doc.as_item();
+    let mut found = None;
+    'path: for segment in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, indices) = segment.split_once('[').unwrap_or((segment, ""));
+        let Some(next) = item.get(name) else { break };
+        item = next;
+        found = item.span().or(found);
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            let Ok(i) = index.trim_end_matches(']').parse::<usize>() else {
+                break 'path;
+            };
+            let Some(next) = item.get(i) else {
+                break 'path;
+            };
+            item = next;
+            found = item.span().or(found);
+        }
+    }
+    found.map(|span| line_col(text, span.start))
 }
 
 /// Accepts `postgres://`, `postgresql://`, `sqlite://PATH` and `sqlite:PATH`.
@@ -335,6 +460,129 @@ mod tests {
         assert_eq!(
             load(&format!("[agents]\nserver_tls_pin = \"{pin}\"\n")),
             Ok(Some("ab".repeat(32)))
+        );
+    }
+
+    /// `config check` on `text` in a file: its report.
+    fn check(text: &str) -> Result<String, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("outpost.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::check_file(&path)
+            .map(|_| "ok".to_string())
+            .map_err(|e| e.to_string().replace(&path.display().to_string(), "FILE"))
+    }
+
+    #[test]
+    fn check_names_key_and_line() {
+        assert_eq!(check("").as_deref(), Ok("ok"));
+        assert_eq!(
+            check(include_str!("../../packaging/outpost-server.toml")).as_deref(),
+            Ok("ok")
+        );
+        // Unknown keys: the parser's place, one line.
+        let err = check("[server]\nlisten = \"127.0.0.1:1\"\n\n[relay]\nenabeld = true\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("FILE: line 5, column 1: unknown field `enabeld`"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        // Values found wrong after decoding: the key's line.
+        for (text, expected) in [
+            (
+                "[notify.email]\nhost = \"h\"\nfrom = \"a@example.com\"\nusername = \"u\"\n",
+                "FILE: line 1, column 1: notify.email: username and password go together",
+            ),
+            (
+                "[database]\n\nmax_connections = 0\n",
+                "FILE: line 3, column 19: database.max_connections: 0 is out of range",
+            ),
+            (
+                "[notify]\nmax_attempts = 3\n\n[[notify.webhooks]]\nurl = \"https://h.example\"\nsecret = \"0123456789abcdef\"\n\n[[notify.webhooks]]\nurl = \"https://h.example\"\nsecret = \"short\"\n",
+                "FILE: line 10, column 10: notify.webhooks[1].secret: use at least 16 characters",
+            ),
+            (
+                "[server]\ntls_cert = \"/nonexistent.pem\"\n",
+                "FILE: line 2, column 12: server.tls_cert is set but server.tls_key is not",
+            ),
+            (
+                "[sla]\ndefault_policy = \"gold\"\n",
+                "FILE: line 2, column 18: sla.default_policy: no policy named \"gold\"",
+            ),
+        ] {
+            let err = check(text).err().unwrap_or_default();
+            assert!(err.starts_with(expected), "{text:?}: {err}");
+        }
+        let err = check("[server]\nlisten = \"nowhere\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("FILE: line 2, column 10: server.listen: \"nowhere\""),
+            "{err}"
+        );
+        let err = check("[relay]\nmax_session_buffer_mib = 1\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("FILE: line 2, column 26: relay.max_session_buffer_mib"),
+            "{err}"
+        );
+        assert_eq!(
+            check("[server]\nlisten = 1\n").err().unwrap_or_default(),
+            "FILE: line 2, column 10: invalid type: integer `1`, expected a string"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let password = dir.path().join("smtp-password");
+        std::fs::write(&password, "from a file\n").expect("write");
+        let text = format!(
+            "[database]\nurl = {{ env = \"OUTPOST_TEST_DB_URL_4711\" }}\n\n[notify.email]\nhost = \"smtp.example.com\"\nusername = \"u\"\npassword = {{ file = {:?} }}\nfrom = \"a@example.com\"\n\n[notify.sms]\nurl = \"https://sms.example.com\"\nheaders = {{ Authorization = {{ file = {:?} }}, X-Plain = \"p\" }}\n\n[[notify.webhooks]]\nurl = \"https://h.example.com\"\nsecret = {{ env = \"OUTPOST_TEST_HOOK_4711\" }}\n",
+            password.display().to_string(),
+            password.display().to_string()
+        );
+        let err = check(&text).err().unwrap_or_default();
+        assert!(
+            err.starts_with("FILE: line 2, column 7: the environment variable OUTPOST_TEST_DB_URL_4711 is not set"),
+            "{err}"
+        );
+        std::env::set_var(
+            "OUTPOST_TEST_DB_URL_4711",
+            "postgres://u:pw@db.example/outpost",
+        );
+        std::env::set_var("OUTPOST_TEST_HOOK_4711", "sixteen-chars-or-more");
+        let parsed = parse_text(&text).map_err(|e| e.to_string());
+        std::env::remove_var("OUTPOST_TEST_DB_URL_4711");
+        std::env::remove_var("OUTPOST_TEST_HOOK_4711");
+        let file = parsed.expect("valid");
+        assert_eq!(
+            file.database.url.as_deref(),
+            Some("postgres://u:pw@db.example/outpost")
+        );
+        let email = file.notify.email.expect("email");
+        assert_eq!(email.password.as_deref(), Some("from a file"));
+        let sms = file.notify.sms.expect("sms");
+        assert_eq!(
+            sms.headers.get("Authorization").map(String::as_str),
+            Some("from a file")
+        );
+        assert_eq!(sms.headers.get("X-Plain").map(String::as_str), Some("p"));
+        assert_eq!(file.notify.webhooks[0].secret, "sixteen-chars-or-more");
+
+        std::fs::remove_file(&password).expect("remove");
+        let text = format!(
+            "[notify.email]\nhost = \"h\"\nfrom = \"a@example.com\"\nusername = \"u\"\npassword = {{ file = {:?} }}\n",
+            password.display().to_string()
+        );
+        let err = check(&text).err().unwrap_or_default();
+        assert!(
+            err.starts_with("FILE: line 5, column 12: cannot read the secret file")
+                && err.contains("smtp-password"),
+            "{err}"
         );
     }
 

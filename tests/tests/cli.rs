@@ -364,3 +364,60 @@ async fn admin_commands_and_config_errors() -> Result<()> {
     assert!(dir.path().join("d").join("outpost.db").exists());
     Ok(())
 }
+
+#[test]
+fn config_check_validates_a_file_without_starting() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let check = |text: &str| -> Result<std::process::Output> {
+        let file = dir.path().join("outpost.toml");
+        std::fs::write(&file, text)?;
+        Ok(Command::new(bin("outpost-server"))
+            .args(["config", "check"])
+            .arg(&file)
+            // Overrides of keys do not apply to the file checked.
+            .env("OUTPOST_LISTEN", "not an address")
+            .env("OUTPOST_DATABASE_URL", "mysql://nowhere")
+            .output()?)
+    };
+    let file = dir.path().join("outpost.toml").display().to_string();
+    // The packaged configuration file, and an empty one.
+    for text in [include_str!("../../packaging/outpost-server.toml"), ""] {
+        let out = check(text)?;
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{file}: ok\n")
+        );
+    }
+    for (text, expected) in [
+        (
+            "[server]\nlisten = \"127.0.0.1:8080\"\nlisten_adress = \"x\"\n",
+            "line 3, column 1: unknown field `listen_adress`",
+        ),
+        (
+            "[notify]\nretry_initial = \"5s\"\nmax_attempts = 0\n",
+            "line 3, column 16: notify.max_attempts",
+        ),
+        (
+            "[notify.email]\nhost = \"h\"\nfrom = \"a@example.com\"\nusername = \"u\"\npassword = { env = \"OUTPOST_TEST_UNSET_4711\" }\n",
+            "line 5, column 12: the environment variable OUTPOST_TEST_UNSET_4711 is not set",
+        ),
+    ] {
+        let out = check(text)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text:?}: {err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("{file}: {expected}")),
+            "{text:?}: {err}"
+        );
+    }
+    let out = Command::new(bin("outpost-server"))
+        .args(["config", "check", "/nonexistent/outpost.toml"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read config file /nonexistent/outpost.toml"));
+    Ok(())
+}

@@ -32,7 +32,7 @@ fn minimal_config_takes_defaults() {
     assert!(config.snmp.targets.is_empty());
     assert_eq!(
         config.server.identity_dir,
-        PathBuf::from("/var/lib/outpost-agent")
+        PathBuf::from("/var/lib/outpost/agent")
     );
 }
 
@@ -269,11 +269,11 @@ fn agent_sections_take_defaults_and_check_values() {
     assert_eq!(config.spool.max_bytes, 64 * 1024 * 1024);
     assert_eq!(
         config.spool_dir(),
-        PathBuf::from("/var/lib/outpost-agent/spool")
+        PathBuf::from("/var/lib/outpost/agent/spool")
     );
     assert_eq!(
         config.detector_state_file(),
-        PathBuf::from("/var/lib/outpost-agent/detector.json")
+        PathBuf::from("/var/lib/outpost/agent/detector.json")
     );
     assert_eq!(config.detect, DetectConfig::default());
     assert_eq!(config.detect.unreachable_after, 3);
@@ -457,6 +457,41 @@ fn tunnel_targets_are_checked() {
     ));
     assert!(
         err.contains("tunnel.targets: the name \"sw\" is used by more than one target"),
+        "{err}"
+    );
+}
+
+#[test]
+fn secrets_may_come_from_the_environment_or_a_file() {
+    // PATH is set wherever tests run.
+    let path = std::env::var("PATH").unwrap_or_default();
+    let config = AgentConfig::parse(&format!(
+        "{SERVER}\n[traps]\ncommunities = [\"inline\", {{ env = \"PATH\" }}]\n"
+    ))
+    .expect("valid");
+    let traps = config.traps.expect("traps");
+    let communities: Vec<&str> = traps.communities.iter().map(Secret::expose).collect();
+    assert_eq!(communities, ["inline", path.as_str()]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("community");
+    std::fs::write(&file, "private\r\n").expect("write");
+    let config = AgentConfig::parse(&target(&format!(
+        "name = \"sw1\"\naddress = \"192.0.2.1\"\nversion = \"v2c\"\ncommunity = {{ file = {:?} }}\n",
+        file.display().to_string()
+    )))
+    .expect("valid");
+    assert_eq!(
+        config.snmp.targets[0].credentials,
+        Credentials::V2c {
+            community: Secret::new("private")
+        }
+    );
+    let err = parse_err(&target(
+        "name = \"sw1\"\naddress = \"192.0.2.1\"\nversion = \"v2c\"\ncommunity = { path = \"/x\" }\n",
+    ));
+    assert!(
+        err.contains("unknown key `path` in a secret") && err.contains("line 8"),
         "{err}"
     );
 }

@@ -49,6 +49,8 @@ pub struct EmailSpec {
     #[serde(default)]
     pub tls: TlsMode,
     pub username: Option<String>,
+    /// A secret: inline, `{ file = "PATH" }` or `{ env = "NAME" }`.
+    #[serde(default, deserialize_with = "outpost_protocol::secret::option")]
     pub password: Option<String>,
     /// Sender, e.g. "Outpost Support <support@example.com>".
     pub from: String,
@@ -75,7 +77,9 @@ pub struct SmsSpec {
     pub url: String,
     /// Default POST.
     pub method: Option<String>,
-    #[serde(default)]
+    /// Values are secrets (a gateway token): inline, `{ file = "PATH" }`
+    /// or `{ env = "NAME" }`.
+    #[serde(default, deserialize_with = "outpost_protocol::secret::map")]
     pub headers: BTreeMap<String, String>,
     /// Template with `{number}` and `{message}`. Default
     /// `{"to": "{number}", "text": "{message}"}`.
@@ -90,7 +94,9 @@ pub struct SmsSpec {
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     pub url: String,
-    /// HMAC-SHA256 key for the `X-Outpost-Signature` header.
+    /// HMAC-SHA256 key for the `X-Outpost-Signature` header: inline,
+    /// `{ file = "PATH" }` or `{ env = "NAME" }`.
+    #[serde(deserialize_with = "outpost_protocol::secret::string")]
     pub secret: String,
     /// Activity kinds to send (e.g. "sla_event", "assigned"); empty: all.
     #[serde(default)]
