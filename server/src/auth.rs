@@ -76,6 +76,14 @@ pub enum Action {
     KillRemoteSession,
     /// Escalate a case to an expert (who may then reach its device).
     EscalateToExpert,
+    /// Create parts and warehouses, change stock, and move spare shipments
+    /// (approve, refuse, pick, ship, deliver, return, receive, repair,
+    /// scrap, close, cancel).
+    ManageSpares,
+    /// See parts, warehouses, stock and shipments.
+    ReadSpares,
+    /// Ask for a spare for a case's device.
+    RequestSpare,
 }
 
 impl Principal {
@@ -89,6 +97,9 @@ impl Principal {
             // Taking a case over makes you its assignee: engineers and experts only.
             (r, TakeOver) => matches!(r, Engineer | Expert),
             (Admin, _) => true,
+            (r, ManageSpares) => r == RmaAdmin,
+            (r, ReadSpares) => r.is_staff(),
+            (r, RequestSpare) => matches!(r, Dispatcher | Engineer | Expert | Manager | RmaAdmin),
             // A customer may cut remote access to its own equipment.
             (r, KillRemoteSession) => matches!(r, Dispatcher | Manager | Customer),
             (r, EscalateToExpert) => matches!(r, Dispatcher | Engineer | Expert | Manager),
@@ -169,6 +180,9 @@ fn action_words(a: Action) -> &'static str {
         Action::WriteFaultReport => "file fault analysis reports",
         Action::KillRemoteSession => "end remote-login sessions",
         Action::EscalateToExpert => "escalate cases to experts",
+        Action::ManageSpares => "manage spare parts and shipments",
+        Action::ReadSpares => "see spare parts and shipments",
+        Action::RequestSpare => "request spare parts",
     }
 }
 
