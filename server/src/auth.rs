@@ -79,6 +79,14 @@ pub enum Action {
     /// Read reports over all cases: the SLA and survey reports, the
     /// manager dashboard (staff, as for internal notes).
     ReadReports,
+    /// Create parts and warehouses, change stock, and move spare shipments
+    /// (approve, refuse, pick, ship, deliver, return, receive, repair,
+    /// scrap, close, cancel).
+    ManageSpares,
+    /// See parts, warehouses, stock and shipments.
+    ReadSpares,
+    /// Ask for a spare for a case's device.
+    RequestSpare,
 }
 
 impl Principal {
@@ -92,6 +100,9 @@ impl Principal {
             // Taking a case over makes you its assignee: engineers and experts only.
             (r, TakeOver) => matches!(r, Engineer | Expert),
             (Admin, _) => true,
+            (r, ManageSpares) => r == RmaAdmin,
+            (r, ReadSpares) => r.is_staff(),
+            (r, RequestSpare) => matches!(r, Dispatcher | Engineer | Expert | Manager | RmaAdmin),
             // A customer may cut remote access to its own equipment.
             (r, KillRemoteSession) => matches!(r, Dispatcher | Manager | Customer),
             (r, EscalateToExpert) => matches!(r, Dispatcher | Engineer | Expert | Manager),
@@ -173,6 +184,9 @@ fn action_words(a: Action) -> &'static str {
         Action::KillRemoteSession => "end remote-login sessions",
         Action::EscalateToExpert => "escalate cases to experts",
         Action::ReadReports => "read reports",
+        Action::ManageSpares => "manage spare parts and shipments",
+        Action::ReadSpares => "see spare parts and shipments",
+        Action::RequestSpare => "request spare parts",
     }
 }
 

@@ -432,9 +432,20 @@ pub async fn serve(
     // service needs the fed case service, so it is filled in just below.
     let agents_cell: Arc<std::sync::OnceLock<crate::agents::Agents>> = Arc::default();
     let cell = agents_cell.clone();
+    // Spare shipments' deadlines (`shipment:<id>`) go to the RMA service,
+    // also filled in below.
+    let rma_cell: Arc<std::sync::OnceLock<crate::rma::Rma>> = Arc::default();
+    let rcell = rma_cell.clone();
     let others: crate::sla::timers::Handler = Arc::new(move |t| {
         let cell = cell.clone();
+        let rcell = rcell.clone();
         Box::pin(async move {
+            if t.owner.starts_with("shipment:") {
+                return match rcell.get() {
+                    Some(r) => r.fire(&t).await.map_err(|e| e.to_string()),
+                    None => Err("the RMA service is starting".into()),
+                };
+            }
             match cell.get() {
                 Some(a) => a.lost_timer(&t.owner).await.map_err(|e| e.to_string()),
                 None => Err("the agents service is starting".into()),
@@ -482,8 +493,11 @@ pub async fn serve(
     let notifier = crate::notify::Notifier::new(cases.clone(), notify, registry.current().timezone)
         .map_err(anyhow::Error::msg)?;
     notifier.start(stop.subscribe());
+    let rma = crate::rma::Rma::new(cases.clone(), registry.clone(), config.rma.clone());
+    let _ = rma_cell.set(rma.clone());
     let state = crate::http::AppState::with_cases(cases, registry)
         .with_agents(agents)
+        .with_rma(rma)
         .with_relay(relay.clone())
         .with_secure_cookies(config.tls.is_some());
     let app = crate::http::router(state);

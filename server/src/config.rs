@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub agents: crate::agents::AgentSpec,
     #[serde(default)]
     pub relay: crate::relay::RelaySpec,
+    #[serde(default)]
+    pub rma: crate::rma::RmaSpec,
 }
 
 /// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
@@ -125,6 +127,7 @@ pub struct Config {
     pub agents: crate::agents::Settings,
     /// The SSH relay for remote login, validated.
     pub relay: crate::relay::RelaySettings,
+    pub rma: crate::rma::Settings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -224,6 +227,7 @@ impl Config {
             .relay
             .build(ov.ssh_listen.clone().or_else(|| env("OUTPOST_SSH_LISTEN")))
             .map_err(anyhow::Error::msg)?;
+        let rma = file.rma.build().map_err(anyhow::Error::msg)?;
         let tls = match (&file.server.tls_cert, &file.server.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
@@ -239,6 +243,7 @@ impl Config {
         Ok(Config {
             tls,
             relay,
+            rma,
             sla,
             sla_section: file.sla.clone(),
             notify,
@@ -421,6 +426,10 @@ mod tests {
     fn sample_config_parses() {
         let text = include_str!("../../packaging/outpost-server.toml");
         let c = toml::from_str::<FileConfig>(text).map_err(|e| e.to_string());
+        if let Ok(c) = &c {
+            assert!(c.rma.build().is_ok(), "the sample [rma] section is valid");
+            assert!(c.rma.cutoff.is_some() && c.rma.repair_working_hours.is_some());
+        }
         assert_eq!(
             c.map(|c| c.server.listen),
             Ok(Some(DEFAULT_LISTEN.to_string()))

@@ -211,6 +211,16 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/cases/{number}/remote-approvals", "post"),
         ("/api/v1/cases/{number}/remote-approvals", "get"),
         ("/api/v1/remote-approvals/{id}/revoke", "post"),
+        ("/api/v1/parts", "post"),
+        ("/api/v1/parts", "get"),
+        ("/api/v1/warehouses", "post"),
+        ("/api/v1/warehouses", "get"),
+        ("/api/v1/stock", "get"),
+        ("/api/v1/stock", "post"),
+        ("/api/v1/cases/{number}/shipments", "post"),
+        ("/api/v1/shipments", "get"),
+        ("/api/v1/shipments/{id}", "get"),
+        ("/api/v1/shipments/{id}/{step}", "post"),
     ];
     let documented: usize = paths
         .values()

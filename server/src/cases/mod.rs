@@ -8,6 +8,7 @@ pub mod experts;
 pub mod feedback;
 pub mod history;
 pub mod model;
+pub mod shipments;
 pub mod status;
 
 use chrono::{DateTime, Utc};

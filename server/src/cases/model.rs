@@ -342,6 +342,33 @@ pub enum ActivityBody {
         reason: String,
         expires_at: DateTime<Utc>,
     },
+    /// A spare shipment on the case moved (`state` is the state it moved
+    /// to), or one of its deadlines passed (`state` is `ship_overdue`,
+    /// `return_reminder`, `return_overdue` or `repair_overdue`, with the
+    /// timer that fired).
+    Shipment {
+        shipment_id: i64,
+        part_number: String,
+        quantity: i64,
+        state: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warehouse: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carrier: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tracking_number: Option<String>,
+        /// The spare's serial (shipped) or the faulty unit's (returned).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        serial: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The deadline this step set, or the one that passed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<DateTime<Utc>>,
+        /// For deadline entries: the timer that fired.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timer_id: Option<i64>,
+    },
 }
 
 impl ActivityBody {
@@ -366,6 +393,7 @@ impl ActivityBody {
             ActivityBody::RemoteSession { .. } => "remote_session",
             ActivityBody::ExpertAdded { .. } => "expert_added",
             ActivityBody::RemoteApproval { .. } => "remote_approval",
+            ActivityBody::Shipment { .. } => "shipment",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod feedback;
 pub mod relay;
 pub mod reports;
+pub mod rma;
 pub mod sla;
 pub mod users;
 pub mod web;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub agents: crate::agents::Agents,
     /// The SSH relay, when it runs in this process.
     pub relay: Option<crate::relay::Relay>,
+    /// Spare parts and RMA shipments.
+    pub rma: crate::rma::Rma,
     /// Mark the console's cookies `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
     metrics: PrometheusHandle,
@@ -65,6 +68,7 @@ impl AppState {
     /// State around a configured case service (e.g. one that feeds the SLA engine).
     pub fn with_cases(cases: Cases, sla: Arc<crate::sla::settings::SlaSettings>) -> AppState {
         AppState {
+            rma: crate::rma::Rma::new(cases.clone(), sla.clone(), Default::default()),
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             relay: None,
@@ -79,6 +83,12 @@ impl AppState {
     /// Use this agents service (configured, with its timers) instead of the default.
     pub fn with_agents(mut self, agents: crate::agents::Agents) -> AppState {
         self.agents = agents;
+        self
+    }
+
+    /// Use this RMA service (configured `[rma]`) instead of the default.
+    pub fn with_rma(mut self, rma: crate::rma::Rma) -> AppState {
+        self.rma = rma;
         self
     }
 
@@ -195,6 +205,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(feedback::list_alerts))
         .routes(routes!(feedback::acknowledge_alert))
         .routes(routes!(feedback::get_survey, feedback::answer_survey))
+        .routes(routes!(rma::create_part, rma::list_parts))
+        .routes(routes!(rma::create_warehouse, rma::list_warehouses))
+        .routes(routes!(rma::list_stock, rma::adjust_stock))
+        .routes(routes!(rma::request_shipment))
+        .routes(routes!(rma::list_shipments))
+        .routes(routes!(rma::get_shipment))
+        .routes(routes!(rma::shipment_step))
         .routes(routes!(users::me))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user))

@@ -117,6 +117,15 @@ impl Registry {
         self.policies.get(name)
     }
 
+    /// A calendar by name: a configured or API-managed one, else a preset
+    /// (`24x7`, `7x8`, `5x8`) in `tz`.
+    pub fn named_calendar(&self, name: &str, tz: Tz) -> Option<Calendar> {
+        self.calendars
+            .get(name)
+            .cloned()
+            .or_else(|| Calendar::preset(name, tz).ok())
+    }
+
     /// The named policy, or the default one.
     pub fn policy(&self, name: Option<&str>) -> &Policy {
         name.and_then(|n| self.policies.get(n))

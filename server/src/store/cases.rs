@@ -64,7 +64,7 @@ macro_rules! mark_sla_stale {
         .await?;
     }};
 }
-pub(crate) use mark_sla_stale;
+pub(crate) use {insert_entry, insert_outbox, mark_sla_stale};
 
 /// A case creation waiting for the writer task.
 #[derive(Debug)]
@@ -156,7 +156,8 @@ pub struct CaseRow {
     pub head_hash: String,
 }
 
-const CASE_SELECT: &str = "SELECT c.id, c.number, c.organization_id, o.name AS organization_name,
+pub(crate) const CASE_SELECT: &str =
+    "SELECT c.id, c.number, c.organization_id, o.name AS organization_name,
     c.contract_id, k.number AS contract_number, c.device_id, d.name AS device_name,
     c.caller_name, c.caller_company, c.caller_phone, c.caller_email, c.caller_contract,
     c.summary, c.details, c.priority, c.status, c.case_type, c.vendor, c.channel,
@@ -298,7 +299,7 @@ impl Cursor {
     }
 }
 
-fn chain(
+pub(crate) fn chain(
     number: &str,
     start_seq: i64,
     start_prev: &str,

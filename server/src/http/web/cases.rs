@@ -645,6 +645,7 @@ fn kind_words(b: &ActivityBody) -> &'static str {
         ActivityBody::RemoteSession { .. } => "Remote session",
         ActivityBody::ExpertAdded { .. } => "Expert",
         ActivityBody::RemoteApproval { .. } => "Remote access",
+        ActivityBody::Shipment { .. } => "Spare shipment",
     }
 }
 
@@ -767,6 +768,27 @@ fn entry_body(b: &ActivityBody) -> Markup {
             ..
         } => html! {
             p.text { (action) @if let Some(e) = engineer { " for " (e.name) } " until " (time(*expires_at)) ": " (reason) }
+        },
+        ActivityBody::Shipment {
+            shipment_id,
+            part_number,
+            quantity,
+            state,
+            carrier,
+            tracking_number,
+            serial,
+            reason,
+            due_at,
+            ..
+        } => html! {
+            p.text {
+                "Shipment " (shipment_id) ": " (quantity) " x " (part_number) " " (state.replace('_', " "))
+                @if let Some(c) = carrier { ", " (c) }
+                @if let Some(t) = tracking_number { " " (t) }
+                @if let Some(s) = serial { ", serial " (s) }
+                @if let Some(d) = due_at { ", due " (time(*d)) }
+                @if let Some(r) = reason { ": " (r) }
+            }
         },
     }
 }
