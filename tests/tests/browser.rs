@@ -69,10 +69,7 @@ async fn sign_in(c: &Client, base: &str, user: &str) -> Result<()> {
         .await?
         .send_keys("outpost-demo")
         .await?;
-    c.find(Locator::Css("button[type=submit]"))
-        .await?
-        .click()
-        .await?;
+    submit(&c, Locator::Css("button[type=submit]")).await?;
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("header.top"))
@@ -100,13 +97,44 @@ async fn open_action(c: &Client, summary: &str) -> Result<()> {
     Ok(())
 }
 
-async fn notice(c: &Client) -> Result<String> {
-    Ok(c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("main p.notice, main p.error"))
-        .await?
-        .text()
-        .await?)
+/// Clicks what sends a form or follows a link, and waits for the next page
+/// (the old one is marked, so it cannot be mistaken for the new one).
+async fn submit(c: &Client, what: Locator<'_>) -> Result<()> {
+    let target = c.find(what).await?;
+    c.execute("window.__outpost_old_page = true;", vec![])
+        .await?;
+    target.click().await?;
+    for _ in 0..150 {
+        let old = c
+            .execute("return window.__outpost_old_page === true;", vec![])
+            .await
+            .unwrap_or(serde_json::Value::Bool(true));
+        if old == serde_json::Value::Bool(false) {
+            c.wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("main h1"))
+                .await?;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("no new page after the click")
+}
+
+/// Waits for the page after a form to say `expected` (the previous page
+/// may still be showing its own notice for a moment).
+async fn expect_notice(c: &Client, expected: &str) -> Result<()> {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = c.find(Locator::Css("main p.notice, main p.error")).await {
+            last = e.text().await.unwrap_or_default();
+            if last.contains(expected) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("expected the notice {expected:?}, the page says {last:?}")
 }
 
 #[tokio::test]
@@ -134,10 +162,7 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
     shot(&dana, "01-console").await?;
     let q = dana.find(Locator::Id("q")).await?;
     q.send_keys("10042").await?;
-    dana.find(Locator::Css("form.search button"))
-        .await?
-        .click()
-        .await?;
+    submit(&dana, Locator::Css("form.search button")).await?;
     dana.wait()
         .for_element(Locator::Id("equipment"))
         .await
@@ -211,19 +236,15 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         "the pop-up names the customer: {popup_text}"
     );
     shot(&dana, "03-caller-popup").await?;
-    dana.find(Locator::Css("#caller-popup a"))
-        .await?
-        .click()
-        .await?;
+    submit(&dana, Locator::Css("#caller-popup a")).await?;
     dana.wait().for_element(Locator::Id("equipment")).await?;
     ensure!(main_text(&dana).await?.contains("Caller +49 40 5550 1042"));
 
     // ---- "New case" on core-sw-2 from the dossier, pre-filled
-    dana.find(Locator::XPath(
-        "//tr[td[1][normalize-space()='core-sw-2']]//a[contains(., 'New case')]",
-    ))
-    .await?
-    .click()
+    submit(
+        &dana,
+        Locator::XPath("//tr[td[1][normalize-space()='core-sw-2']]//a[contains(., 'New case')]"),
+    )
     .await?;
     dana.wait().for_element(Locator::Id("summary")).await?;
     let phone = dana
@@ -257,13 +278,12 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         .select_by_value("P3")
         .await?;
     shot(&dana, "04-new-case").await?;
-    dana.find(Locator::XPath(
-        "//button[normalize-space()='Open the case']",
-    ))
-    .await?
-    .click()
+    submit(
+        &dana,
+        Locator::XPath("//button[normalize-space()='Open the case']"),
+    )
     .await?;
-    ensure!(notice(&dana).await? == "The case is open.");
+    expect_notice(&dana, "The case is open.").await?;
     let title = heading(&dana).await?;
     let number = title
         .split_whitespace()
@@ -278,13 +298,12 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         .await?
         .select_by_label("Emma Engineer (engineer)")
         .await?;
-    dana.find(Locator::XPath(
-        "//form[contains(@action,'/assign')]//button",
-    ))
-    .await?
-    .click()
+    submit(
+        &dana,
+        Locator::XPath("//form[contains(@action,'/assign')]//button"),
+    )
     .await?;
-    ensure!(notice(&dana).await? == "The case is assigned.");
+    expect_notice(&dana, "The case is assigned.").await?;
     ensure!(main_text(&dana).await?.contains("Emma Engineer"));
     shot(&dana, "05-case-assigned").await?;
     dana.goto(&format!("{base}/queues")).await?;
@@ -301,13 +320,14 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
     let erik = driver.browser("erik").await?;
     sign_in(&erik, base, "erik").await?;
     erik.goto(&format!("{base}/queues")).await?;
-    erik.find(Locator::XPath(&format!(
-        "//tr[td[1][normalize-space()='{number}']]//button[normalize-space()='Take']"
-    )))
-    .await?
-    .click()
+    submit(
+        &erik,
+        Locator::XPath(&format!(
+            "//tr[td[1][normalize-space()='{number}']]//button[normalize-space()='Take']"
+        )),
+    )
     .await?;
-    ensure!(notice(&erik).await?.contains("is yours now"));
+    expect_notice(&erik, "is yours now").await?;
     erik.goto(&format!("{base}/cases/{number}")).await?;
     ensure!(main_text(&erik)
         .await?
@@ -325,11 +345,12 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         .await?
         .click()
         .await?;
-        erik.find(Locator::XPath("//button[normalize-space()='Add note']"))
-            .await?
-            .click()
-            .await?;
-        ensure!(notice(&erik).await? == "The note is on the case.");
+        submit(
+            &erik,
+            Locator::XPath("//button[normalize-space()='Add note']"),
+        )
+        .await?;
+        expect_notice(&erik, "The note is on the case.").await?;
     }
     let history = erik.find(Locator::Id("timeline")).await?;
     let _ = history;
@@ -355,11 +376,12 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         .await?
         .send_keys("Thanks, someone will be on site from 8:00.")
         .await?;
-    jana.find(Locator::XPath("//button[normalize-space()='Add note']"))
-        .await?
-        .click()
-        .await?;
-    ensure!(notice(&jana).await? == "The note is on the case.");
+    submit(
+        &jana,
+        Locator::XPath("//button[normalize-space()='Add note']"),
+    )
+    .await?;
+    expect_notice(&jana, "The note is on the case.").await?;
     shot(&jana, "09-portal-case").await?;
     // The customer reports a problem of their own, picking the device.
     jana.goto(&format!("{base}/cases/new")).await?;
@@ -385,13 +407,12 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         .send_keys("Wi-Fi in hall C drops every few minutes")
         .await?;
     shot(&jana, "09b-portal-new-case").await?;
-    jana.find(Locator::XPath(
-        "//button[normalize-space()='Open the case']",
-    ))
-    .await?
-    .click()
+    submit(
+        &jana,
+        Locator::XPath("//button[normalize-space()='Open the case']"),
+    )
     .await?;
-    ensure!(notice(&jana).await? == "The case is open.");
+    expect_notice(&jana, "The case is open.").await?;
     let text = main_text(&jana).await?;
     ensure!(
         text.contains("Wi-Fi in hall C") && text.contains("dc-ap-1"),
@@ -432,23 +453,22 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
             .await?
             .send_keys(reason)
             .await?;
-        erik.find(Locator::XPath(
-            "//form[contains(@action,'/status')]//button",
-        ))
-        .await?
-        .click()
+        submit(
+            &erik,
+            Locator::XPath("//form[contains(@action,'/status')]//button"),
+        )
         .await?;
-        let n = notice(&erik).await?;
-        ensure!(n == "The status changed.", "{to}: {n}");
+        expect_notice(&erik, "The status changed.")
+            .await
+            .with_context(|| format!("to {to}"))?;
     }
     jana.goto(&format!("{base}/cases/{number}")).await?;
-    jana.find(Locator::XPath(
-        "//button[normalize-space()='Yes, close the case']",
-    ))
-    .await?
-    .click()
+    submit(
+        &jana,
+        Locator::XPath("//button[normalize-space()='Yes, close the case']"),
+    )
     .await?;
-    ensure!(notice(&jana).await? == "The status changed.");
+    expect_notice(&jana, "The status changed.").await?;
     jana.find(Locator::Css("input[name=rating][value='5']"))
         .await?
         .click()
@@ -458,11 +478,8 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
         .send_keys("Quick and friendly.")
         .await?;
     shot(&jana, "11-survey").await?;
-    jana.find(Locator::XPath("//button[normalize-space()='Send']"))
-        .await?
-        .click()
-        .await?;
-    ensure!(notice(&jana).await? == "Thank you for your answer.");
+    submit(&jana, Locator::XPath("//button[normalize-space()='Send']")).await?;
+    expect_notice(&jana, "Thank you for your answer.").await?;
     let text = main_text(&jana).await?;
     ensure!(text.contains("Rated 5 of 5"), "the answer is on the case");
     ensure!(
@@ -507,10 +524,7 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
     );
     shot(&dana, "12-case-phone-width").await?;
     for c in [&dana, &erik, &jana] {
-        c.find(Locator::XPath("//button[normalize-space()='Sign out']"))
-            .await?
-            .click()
-            .await?;
+        submit(&c, Locator::XPath("//button[normalize-space()='Sign out']")).await?;
         c.wait().for_element(Locator::Id("username")).await?;
         c.goto(&format!("{base}/cases")).await?;
         if c.current_url().await?.path() != "/login" {
