@@ -878,6 +878,7 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
         .await?;
     if let Some(admin) = users.get("admin") {
         seed_topology(store, org.id, admin.id, &ids, now).await?;
+        seed_spares(&cases, &principal(admin)).await?;
     }
     Ok(())
 }
@@ -968,4 +969,97 @@ async fn seed_topology(
         link("dc-sw-1", "GE1/0/11", "dc-ups-1", "mgmt"),
     ];
     store.replace_topology(agent.id, &links, now).await
+}
+
+/// part number, vendor, model, description, device models it fits, units
+type DemoPart = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    i64,
+);
+
+/// The spare desk's stock: one depot and parts for the demo's switches and
+/// routers, through the same RMA service the API uses.
+async fn seed_spares(cases: &Cases, admin: &Principal) -> Result<()> {
+    use crate::rma::{NewPart, NewWarehouse, Rma, StockChange};
+    let sla =
+        crate::sla::settings::SlaSettings::load(cases.store.clone(), Default::default()).await?;
+    let rma = Rma::new(cases.clone(), sla, Default::default());
+    let depot = rma
+        .create_warehouse(
+            admin,
+            &NewWarehouse {
+                name: "Hamburg spare depot".into(),
+                address: "Billstrasse 80, 20539 Hamburg".into(),
+            },
+        )
+        .await?;
+    let parts: [DemoPart; 5] = [
+        (
+            "C9K-T1-FANTRAY",
+            "Cisco",
+            "C9K-T1-FANTRAY",
+            "Catalyst 9300 fan tray",
+            &["C9300-48P"],
+            4,
+        ),
+        (
+            "PWR-C1-715WAC-P",
+            "Cisco",
+            "PWR-C1-715WAC-P",
+            "Catalyst 9300 715 W AC power supply",
+            &["C9300-48P"],
+            3,
+        ),
+        (
+            "PWR-C5-125WAC",
+            "Cisco",
+            "PWR-C5-125WAC",
+            "Catalyst 9200L 125 W AC power supply",
+            &["C9200L-24T"],
+            2,
+        ),
+        (
+            "NIM-2GE-CU-SFP",
+            "Cisco",
+            "NIM-2GE-CU-SFP",
+            "ISR 4000 2-port GE module",
+            &["ISR4451-X"],
+            1,
+        ),
+        (
+            "PAC600S12-CB",
+            "Huawei",
+            "PAC600S12-CB",
+            "S5735 600 W AC power module",
+            &["S5735-L48T4X", "S5735-L24T4X"],
+            5,
+        ),
+    ];
+    for (number, vendor, model, description, fits, units) in parts {
+        rma.create_part(
+            admin,
+            &NewPart {
+                part_number: number.into(),
+                vendor: vendor.into(),
+                model: model.into(),
+                description: description.into(),
+                compatible_models: fits.iter().map(|m| (*m).to_string()).collect(),
+            },
+        )
+        .await?;
+        rma.adjust_stock(
+            admin,
+            &StockChange {
+                part_number: number.into(),
+                warehouse_id: depot.id,
+                delta: units,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }

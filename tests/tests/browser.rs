@@ -69,7 +69,7 @@ async fn sign_in(c: &Client, base: &str, user: &str) -> Result<()> {
         .await?
         .send_keys("outpost-demo")
         .await?;
-    submit(&c, Locator::Css("button[type=submit]")).await?;
+    submit(c, Locator::Css("button[type=submit]")).await?;
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("header.top"))
@@ -359,6 +359,61 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
     ensure!(text.contains("SLA clocks"), "staff see the SLA clocks");
     shot(&erik, "07-case-engineer").await?;
 
+    // ---- a spare for the fan tray: Erik requests it, the spare desk ships it
+    open_action(&erik, "Request a spare").await?;
+    erik.find(Locator::Id("spare-part"))
+        .await?
+        .select_by_value("C9K-T1-FANTRAY")
+        .await?;
+    erik.find(Locator::Id("spare-why"))
+        .await?
+        .send_keys("fan tray 2 failed, confirmed by show environment")
+        .await?;
+    submit(
+        &erik,
+        Locator::XPath("//button[normalize-space()='Request']"),
+    )
+    .await?;
+    expect_notice(&erik, "The spare is requested.").await?;
+    ensure!(
+        erik.find_all(Locator::XPath("//form[contains(@action,'/approve')]"))
+            .await?
+            .is_empty(),
+        "an engineer does not approve spares"
+    );
+    let rita = driver.browser("rita").await?;
+    sign_in(&rita, base, "rita").await?;
+    rita.goto(&format!("{base}/cases/{number}")).await?;
+    for step in ["approve", "pick"] {
+        submit(
+            &rita,
+            Locator::XPath(&format!("//form[contains(@action,'/{step}')]//button")),
+        )
+        .await?;
+        expect_notice(&rita, "The shipment moved on.").await?;
+    }
+    rita.find(Locator::XPath(
+        "//form[contains(@action,'/ship')]//input[@name='carrier']",
+    ))
+    .await?
+    .send_keys("DHL Express")
+    .await?;
+    rita.find(Locator::XPath(
+        "//form[contains(@action,'/ship')]//input[@name='tracking_number']",
+    ))
+    .await?
+    .send_keys("JD014600006281234567")
+    .await?;
+    shot(&rita, "07b-spare-desk").await?;
+    submit(
+        &rita,
+        Locator::XPath("//form[contains(@action,'/ship')]//button"),
+    )
+    .await?;
+    expect_notice(&rita, "The shipment moved on.").await?;
+    ensure!(main_text(&rita).await?.contains("JD014600006281234567"));
+    rita.close().await?;
+
     // ---- the customer sees the public note only, and adds one
     let jana = driver.browser("jana").await?;
     sign_in(&jana, base, "jana").await?;
@@ -368,6 +423,14 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
     jana.goto(&format!("{base}/cases/{number}")).await?;
     let text = main_text(&jana).await?;
     ensure!(text.contains(public), "the customer reads the public note");
+    ensure!(
+        text.contains("shipped, DHL Express JD014600006281234567"),
+        "the customer follows the spare's shipment: {text}"
+    );
+    ensure!(
+        !text.contains("approved"),
+        "the spare desk's approval is internal"
+    );
     ensure!(
         !text.contains(internal) && !text.contains("SLA clocks"),
         "the customer never sees internal entries"
@@ -524,7 +587,7 @@ async fn run(demo: &Demo, driver: &ChromeDriver, base: &str) -> Result<()> {
     );
     shot(&dana, "12-case-phone-width").await?;
     for c in [&dana, &erik, &jana] {
-        submit(&c, Locator::XPath("//button[normalize-space()='Sign out']")).await?;
+        submit(c, Locator::XPath("//button[normalize-space()='Sign out']")).await?;
         c.wait().for_element(Locator::Id("username")).await?;
         c.goto(&format!("{base}/cases")).await?;
         if c.current_url().await?.path() != "/login" {

@@ -434,6 +434,8 @@ pub async fn show(
         "report" => "The fault report is on the case.".to_string(),
         "diagnosis" => "The diagnosis is recorded.".to_string(),
         "survey" => "Thank you for your answer.".to_string(),
+        "spare" => "The spare is requested.".to_string(),
+        "shipment" => "The shipment moved on.".to_string(),
         _ => "Done.".to_string(),
     });
     workspace(&s, &who, &number, None, notice, StatusCode::OK).await
@@ -487,6 +489,7 @@ async fn workspace(
     } else {
         Vec::new()
     };
+    let spares = super::spares::load(s, who, &case).await?;
     let survey_open = p.role == Role::Customer
         && case.status == Status::Closed
         && !answered_since_close(&history);
@@ -547,6 +550,9 @@ async fn workspace(
                     (survey_form(who, &case))
                 }
             }
+        }
+        @if let Some(panel) = &spares {
+            (super::spares::render(who, &case, panel, now))
         }
         section.card aria-labelledby="timeline" {
             h2 #timeline { "History" }
@@ -1199,10 +1205,22 @@ pub async fn act(
         Ok(())
     }
     .await;
+    if result.is_ok() && opt(&f.back).as_deref() == Some("queues") {
+        return Ok(Redirect::to(&format!("/queues?done={action}&case={number}")).into_response());
+    }
+    after_action(&s, &who, &number, &action, result).await
+}
+
+/// After a workspace form: back to the case with a notice, or the
+/// workspace again with the reason the domain refused it.
+pub(super) async fn after_action(
+    s: &AppState,
+    who: &WebAuth,
+    number: &str,
+    action: &str,
+    result: Result<(), Error>,
+) -> WebResult {
     match result {
-        Ok(()) if opt(&f.back).as_deref() == Some("queues") => {
-            Ok(Redirect::to(&format!("/queues?done={action}&case={number}")).into_response())
-        }
         Ok(()) => Ok(Redirect::to(&format!("/cases/{number}?done={action}")).into_response()),
         Err(
             e @ (Error::Invalid { .. }
@@ -1215,7 +1233,7 @@ pub async fn act(
                 Error::Forbidden(_) => StatusCode::FORBIDDEN,
                 _ => StatusCode::CONFLICT,
             };
-            workspace(&s, &who, &number, Some(e.to_string()), None, status).await
+            workspace(s, who, number, Some(e.to_string()), None, status).await
         }
         Err(e) => Err(e.into()),
     }

@@ -30,6 +30,7 @@ pub mod csv;
 pub mod dashboard;
 pub mod layout;
 pub mod queues;
+pub mod spares;
 pub mod topology;
 
 pub use layout::{Page, WebError, WebResult};
@@ -55,6 +56,8 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/cases/new", get(cases::new_form).post(cases::create))
         .route("/cases/{number}", get(cases::show))
         .route("/cases/{number}/{action}", post(cases::act))
+        .route("/cases/{number}/spare", post(spares::request))
+        .route("/cases/{number}/shipments/{id}/{step}", post(spares::step))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/{file}", get(dashboard::download))
 }
