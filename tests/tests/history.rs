@@ -136,18 +136,20 @@ async fn corrections_are_new_entries() -> Result<()> {
     s.post_ok(
         &format!("/api/v1/cases/{n}/notes"),
         &w.engineer.1,
-        json!({ "text": "correction: a power cycle fixed it", "corrects": 2 }),
+        json!({ "text": "correction: a power cycle fixed it", "corrects": 3 }),
     )
     .await?;
     let (_, h) = s
         .get(&format!("/api/v1/cases/{n}/activities"), &w.engineer.1)
         .await?;
     let entries = h.as_array().cloned().unwrap_or_default();
-    assert_eq!(entries.len(), 3);
-    assert_eq!(entries[1]["text"], "reboot fixed it", "the original stays");
-    assert_eq!(entries[2]["corrects"], 2);
+    // opened, the coverage check, the note, its correction
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries[1]["kind"], "entitlement");
+    assert_eq!(entries[2]["text"], "reboot fixed it", "the original stays");
+    assert_eq!(entries[3]["corrects"], 3);
     assert_eq!(
-        entries[2]["prev_hash"], entries[1]["hash"],
+        entries[3]["prev_hash"], entries[2]["hash"],
         "entries are chained"
     );
     let (st, v) = s

@@ -714,6 +714,12 @@ impl Cases {
                 case_type,
             },
         )?];
+        if let Some(body) = self
+            .entitlement(device_row.as_ref(), contract_id, now.date_naive())
+            .await?
+        {
+            entries.push(entry(who, now, Visibility::Internal, &body)?);
+        }
         let mut status = Status::New;
         if let Some(a) = &assignee {
             status = status.transition(Status::Assigned, true)?;
@@ -763,6 +769,60 @@ impl Cases {
         let (id, number) = self.store.insert_case(&insert, &entries).await?;
         self.changed(id);
         self.get(who, &number).await?.to_view()
+    }
+
+    /// What covers the case's device today: its contract (active, listing
+    /// the device) and its warranty. None without a device or a contract.
+    async fn entitlement(
+        &self,
+        device: Option<&crate::directory::Device>,
+        contract_id: Option<i64>,
+        today: chrono::NaiveDate,
+    ) -> Result<Option<ActivityBody>> {
+        if device.is_none() && contract_id.is_none() {
+            return Ok(None);
+        }
+        let contract = match contract_id {
+            Some(id) => self
+                .store
+                .contracts(None, Some(id))
+                .await?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        let mut reasons = Vec::new();
+        let mut by_contract = false;
+        match (&contract, device) {
+            (None, Some(d)) => reasons.push(format!("no active contract covers {}", d.name)),
+            (None, None) => {}
+            (Some(k), _) if today < k.starts_on => {
+                reasons.push(format!("contract {} starts on {}", k.number, k.starts_on))
+            }
+            (Some(k), _) if today > k.ends_on => {
+                reasons.push(format!("contract {} ended on {}", k.number, k.ends_on))
+            }
+            (Some(k), Some(d)) if !k.device_ids.contains(&d.id) => {
+                reasons.push(format!("{} is not listed on contract {}", d.name, k.number))
+            }
+            (Some(_), _) => by_contract = true,
+        }
+        let in_warranty = device.map(|d| d.in_warranty(today));
+        match device {
+            Some(d) if !d.in_warranty(today) => reasons.push(match d.warranty_end {
+                Some(end) => format!("the warranty of {} ended on {end}", d.name),
+                None => format!("no warranty is recorded for {}", d.name),
+            }),
+            _ => {}
+        }
+        let covered = by_contract || in_warranty == Some(true);
+        Ok(Some(ActivityBody::Entitlement {
+            covered,
+            contract: contract.map(|k| k.number),
+            in_warranty,
+            warranty_end: device.and_then(|d| d.warranty_end),
+            reasons: if covered { Vec::new() } else { reasons },
+        }))
     }
 
     /// An active engineer or expert who can take cases.

@@ -346,6 +346,20 @@ pub enum ActivityBody {
     /// to), or one of its deadlines passed (`state` is `ship_overdue`,
     /// `return_reminder`, `return_overdue` or `repair_overdue`, with the
     /// timer that fired).
+    /// The device's entitlement when the case opened (SPEC.md 9): the
+    /// contract that covers it and its warranty. A case out of coverage is
+    /// flagged, not refused; `reasons` say why.
+    Entitlement {
+        covered: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contract: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_warranty: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warranty_end: Option<chrono::NaiveDate>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reasons: Vec<String>,
+    },
     Shipment {
         shipment_id: i64,
         part_number: String,
@@ -394,6 +408,7 @@ impl ActivityBody {
             ActivityBody::ExpertAdded { .. } => "expert_added",
             ActivityBody::RemoteApproval { .. } => "remote_approval",
             ActivityBody::Shipment { .. } => "shipment",
+            ActivityBody::Entitlement { .. } => "entitlement",
         }
     }
 }

@@ -490,11 +490,23 @@ async fn workspace(
         Vec::new()
     };
     let spares = super::spares::load(s, who, &case).await?;
+    // The coverage check made when the case opened (internal: staff only).
+    let out_of_coverage = history.iter().rev().find_map(|a| match &a.body {
+        ActivityBody::Entitlement {
+            covered: false,
+            reasons,
+            ..
+        } => Some(reasons.join("; ")),
+        _ => None,
+    });
     let survey_open = p.role == Role::Customer
         && case.status == Status::Closed
         && !answered_since_close(&history);
     let title = format!("{} {}", case.number, case.summary);
     let body = html! {
+        @if let Some(why) = &out_of_coverage {
+            p.error role="status" { "Out of coverage: " (why) ". Service may be chargeable; the case goes on." }
+        }
         div.grid {
             section.card aria-labelledby="facts" {
                 h2 #facts { "Case" }
@@ -652,6 +664,7 @@ fn kind_words(b: &ActivityBody) -> &'static str {
         ActivityBody::ExpertAdded { .. } => "Expert",
         ActivityBody::RemoteApproval { .. } => "Remote access",
         ActivityBody::Shipment { .. } => "Spare shipment",
+        ActivityBody::Entitlement { .. } => "Coverage",
     }
 }
 
@@ -774,6 +787,25 @@ fn entry_body(b: &ActivityBody) -> Markup {
             ..
         } => html! {
             p.text { (action) @if let Some(e) = engineer { " for " (e.name) } " until " (time(*expires_at)) ": " (reason) }
+        },
+        ActivityBody::Entitlement {
+            covered,
+            contract,
+            in_warranty,
+            warranty_end,
+            reasons,
+        } => html! {
+            p.text {
+                @if *covered { span.tag.ok { "covered" } } @else { span.tag.bad { "out of coverage" } }
+                @if let Some(k) = contract { " contract " (k) }
+                @match (in_warranty, warranty_end) {
+                    (Some(true), Some(end)) => { ", in warranty until " (end) },
+                    (Some(false), Some(end)) => { ", warranty ended " (end) },
+                    (Some(false), None) => { ", no warranty recorded" },
+                    _ => {},
+                }
+                @if !reasons.is_empty() { ": " (reasons.join("; ")) }
+            }
         },
         ActivityBody::Shipment {
             shipment_id,
