@@ -399,8 +399,11 @@ async fn case_numbers_and_history(s: &Store) -> anyhow::Result<()> {
         )
         .await?;
     let h = cases.history(&who, &c1.number).await?;
-    assert_eq!(h.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    // opened, the coverage check of its device, the note
+    assert_eq!(h.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(h[1].body.kind(), "entitlement");
     assert_eq!(h[1].prev_hash, h[0].hash);
+    assert_eq!(h[2].prev_hash, h[1].hash);
     let (checked, findings) = cases.verify_all().await?;
     assert_eq!((checked, findings.len()), (3, 0));
     // The database refuses edits to history.
@@ -410,7 +413,7 @@ async fn case_numbers_and_history(s: &Store) -> anyhow::Result<()> {
         .is_err());
     assert!(s.execute_raw("DELETE FROM activities").await.is_err());
     assert!(s.execute_raw("DELETE FROM cases").await.is_err());
-    assert_eq!(cases.history(&who, &c1.number).await?.len(), 2);
+    assert_eq!(cases.history(&who, &c1.number).await?.len(), 3);
     // Unknown case.
     assert!(matches!(
         cases.get(&who, "C-2026-999999").await,

@@ -930,6 +930,12 @@ impl Demo {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+
+    /// Stops the server and keeps its data directory.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Demo {

@@ -3,43 +3,14 @@
 //! (/healthz, /metrics, the OpenAPI document).
 
 use anyhow::{Context, Result};
-use outpost_tests::{bin, Backend, Server};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use outpost_tests::{bin, Backend, Demo, Server};
+use std::process::Command;
+use std::time::Duration;
 
 #[tokio::test]
 async fn demo_seeds_prints_tokens_and_serves() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mut child = Command::new(bin("outpost-server"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("OUTPOST_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let mut url = String::new();
-    let mut tokens = std::collections::HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let Some(line) = lines.next().transpose()? else {
-            break;
-        };
-        if let Some(u) = line.strip_prefix("Outpost demo at ") {
-            url = u.trim().to_string();
-        }
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        if let (Some(user), Some(tok)) = (parts.first(), parts.last()) {
-            if tok.starts_with("opt_") {
-                tokens.insert(user.to_string(), tok.to_string());
-            }
-        }
-        if line.starts_with("Try:") {
-            break;
-        }
-    }
+    let mut demo = Demo::start()?;
+    let (url, tokens) = (demo.url.clone(), demo.tokens.clone());
     assert!(
         url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
         "real address printed: {url}"
@@ -105,12 +76,11 @@ async fn demo_seeds_prints_tokens_and_serves() -> Result<()> {
         .is_some_and(|p| p.len() == 4));
     let found: serde_json::Value = get("/api/v1/lookup?q=10042", "dana").await?.json().await?;
     assert_eq!(found[0]["organization"]["name"], "Nordwind Logistik GmbH");
-    let _ = child.kill();
-    let _ = child.wait();
+    demo.stop();
     // Seeding is done once; a second start keeps the data and issues new tokens.
     let verify = Command::new(bin("outpost-server"))
         .args(["admin", "verify", "--data-dir"])
-        .arg(dir.path())
+        .arg(demo.dir.path())
         .output()?;
     assert!(
         verify.status.success(),
