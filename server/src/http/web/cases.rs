@@ -28,7 +28,8 @@ use crate::http::AppState;
 
 // ---------------------------------------------------------------- form values
 
-fn opt(s: &Option<String>) -> Option<String> {
+/// A form field's trimmed value, if not blank.
+pub(super) fn opt(s: &Option<String>) -> Option<String> {
     s.as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())

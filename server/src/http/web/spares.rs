@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::cases::opt;
 use super::layout::{countdown, table_wrap, time, time_opt, WebForm, WebResult};
 use super::WebAuth;
 use crate::auth::Action;
@@ -203,13 +204,6 @@ pub struct SpareForm {
     carrier: Option<String>,
     #[serde(default)]
     tracking_number: Option<String>,
-}
-
-fn opt(s: &Option<String>) -> Option<String> {
-    s.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }
 
 fn number(field: &str, s: &Option<String>) -> Result<i64, Error> {
