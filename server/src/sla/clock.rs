@@ -243,18 +243,14 @@ fn diagnosed_at(t: &Timeline, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     at
 }
 
-/// The priority and the response and resolution clocks at `now`, as in
-/// [`evaluate`], without the deadlines ahead or the escalation level: what
-/// reports over many cases need, at a fraction of the calendar arithmetic.
-pub fn clock_states(
-    policy: &Policy,
-    cal: &Calendar,
-    t: &Timeline,
-    now: DateTime<Utc>,
-) -> (Priority, ClockState, ClockState) {
+/// The priority and the response and resolution clocks at `now`, with the
+/// runs each clock counted.
+type Clocks = (Priority, (ClockState, Vec<Run>), (ClockState, Vec<Run>));
+
+fn clocks(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc>) -> Clocks {
     let priority = current_priority(t, now);
     let targets = policy.targets(priority);
-    let (response, _) = clock(
+    let response = clock(
         ClockKind::Response,
         policy,
         cal,
@@ -262,7 +258,7 @@ pub fn clock_states(
         targets.map(|x| x.response),
         now,
     );
-    let (resolution, _) = clock(
+    let resolution = clock(
         ClockKind::Resolution,
         policy,
         cal,
@@ -273,27 +269,25 @@ pub fn clock_states(
     (priority, response, resolution)
 }
 
+/// The priority and the response and resolution clocks at `now`, as in
+/// [`evaluate`], without the deadlines ahead or the escalation level: what
+/// reports over many cases need, at a fraction of the calendar arithmetic.
+pub fn clock_states(
+    policy: &Policy,
+    cal: &Calendar,
+    t: &Timeline,
+    now: DateTime<Utc>,
+) -> (Priority, ClockState, ClockState) {
+    let (priority, (response, _), (resolution, _)) = clocks(policy, cal, t, now);
+    (priority, response, resolution)
+}
+
 /// Evaluate every clock of a case at `now`.
 pub fn evaluate(policy: &Policy, cal: &Calendar, t: &Timeline, now: DateTime<Utc>) -> Evaluation {
     let diagnosed = diagnosed_at(t, now);
-    let priority = current_priority(t, now);
+    let (priority, (response, response_runs), (resolution, resolution_runs)) =
+        clocks(policy, cal, t, now);
     let targets = policy.targets(priority);
-    let (response, response_runs) = clock(
-        ClockKind::Response,
-        policy,
-        cal,
-        t,
-        targets.map(|x| x.response),
-        now,
-    );
-    let (resolution, resolution_runs) = clock(
-        ClockKind::Resolution,
-        policy,
-        cal,
-        t,
-        targets.and_then(|x| x.resolution),
-        now,
-    );
     let mut upcoming = Vec::new();
     // Instants at which the response clock reaches `offset`, if still ahead.
     let at_response = |offset: Span| crossing(cal, &response, &response_runs, offset, now);
