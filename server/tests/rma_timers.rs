@@ -20,6 +20,7 @@ use outpost_server::sla::settings::SlaSettings;
 use outpost_server::store::Store;
 use std::sync::Arc;
 
+#[macro_use]
 mod common;
 use common::TestDb as Db;
 
@@ -287,26 +288,6 @@ async fn deadlines_fire_once_on_a_driven_clock(db: &Db) -> anyhow::Result<()> {
     let (checked, findings) = cases.verify_all().await?;
     assert!(checked >= 1 && findings.is_empty(), "{findings:?}");
     Ok(())
-}
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() -> anyhow::Result<()> {
-                let db = Db::new(false).await?;
-                super::$name(&db).await
-            }
-            #[tokio::test]
-            async fn postgres() -> anyhow::Result<()> {
-                let db = Db::new(true).await?;
-                let r = super::$name(&db).await;
-                db.drop_pg().await?;
-                r
-            }
-        }
-    };
 }
 
 both!(deadlines_fire_once_on_a_driven_clock);

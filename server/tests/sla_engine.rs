@@ -13,6 +13,7 @@ use outpost_server::store::cases::{CaseInsert, PendingEntry};
 use outpost_server::store::Store;
 use std::sync::Arc;
 
+#[macro_use]
 mod common;
 use common::TestDb as Db;
 
@@ -130,26 +131,6 @@ async fn changed_settings_resync_every_open_case(db: &Db) -> anyhow::Result<()> 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     anyhow::bail!("the full resync was not recorded as done")
-}
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() -> anyhow::Result<()> {
-                let db = Db::new(false).await?;
-                super::$name(&db).await
-            }
-            #[tokio::test]
-            async fn postgres() -> anyhow::Result<()> {
-                let db = Db::new(true).await?;
-                let r = super::$name(&db).await;
-                db.drop_pg().await?;
-                r
-            }
-        }
-    };
 }
 
 both!(stale_cases_sync_at_start_up);

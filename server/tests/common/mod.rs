@@ -67,3 +67,25 @@ impl TestDb {
         Ok(())
     }
 }
+
+/// One test over each backend: `both!(name)` runs `async fn name(&TestDb)`
+/// on SQLite and on a fresh PostgreSQL database.
+#[allow(unused_macros)]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() -> anyhow::Result<()> {
+                let db = crate::common::TestDb::new(false).await?;
+                super::$name(&db).await
+            }
+            #[tokio::test]
+            async fn postgres() -> anyhow::Result<()> {
+                let db = crate::common::TestDb::new(true).await?;
+                let r = super::$name(&db).await;
+                db.drop_pg().await?;
+                r
+            }
+        }
+    };
+}
