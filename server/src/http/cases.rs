@@ -211,7 +211,7 @@ pub async fn get_sla(
 ) -> ApiResult<Json<SlaView>> {
     who.require(crate::auth::Action::ReadInternal)?;
     let row = s.cases.get(&who, &number).await?;
-    let clocks = crate::sla::engine::load(&s.store, &s.sla.current(), row.id)
+    let clocks = crate::sla::engine::load_row(&s.store, &s.sla.current(), row)
         .await?
         .ok_or_else(|| crate::error::Error::not_found(format!("case {number}")))?;
     let evaluation = crate::sla::clock::evaluate(

@@ -540,9 +540,18 @@ pub async fn load(
     registry: &Registry,
     case_id: i64,
 ) -> Result<Option<CaseClocks>> {
-    let Some(row) = store.case_by_id(case_id).await? else {
-        return Ok(None);
-    };
+    match store.case_by_id(case_id).await? {
+        Some(row) => load_row(store, registry, row).await,
+        None => Ok(None),
+    }
+}
+
+/// [`load`] for a case row the caller has read already.
+pub async fn load_row(
+    store: &crate::store::Store,
+    registry: &Registry,
+    row: crate::store::cases::CaseRow,
+) -> Result<Option<CaseClocks>> {
     let entries = store.entries(row.id).await?;
     let (timeline, recorded_timers) = timeline_of(entries.iter().map(|e| (e.at, e.body.as_str())));
     let Some(timeline) = timeline else {

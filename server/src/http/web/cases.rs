@@ -457,7 +457,7 @@ async fn workspace(
     let now = s.clock.now();
     let staff = p.role.is_staff();
     let sla = if p.may(Action::ReadInternal) {
-        crate::sla::engine::load(&s.store, &s.sla.current(), row.id)
+        crate::sla::engine::load_row(&s.store, &s.sla.current(), row)
             .await?
             .map(|c| {
                 (

@@ -39,7 +39,7 @@ async fn rows(s: &AppState, who: &crate::auth::Principal, q: CaseQuery) -> WebRe
             remind_at: None,
             reassign_at: None,
         };
-        if let Some(c) = crate::sla::engine::load(&s.store, &registry, row.id).await? {
+        if let Some(c) = crate::sla::engine::load_row(&s.store, &registry, row).await? {
             let ev =
                 crate::sla::clock::evaluate(&c.policy, &c.calendar, &c.timeline, s.clock.now());
             r.response_due = ev.response.due_at;
