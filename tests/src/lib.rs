@@ -842,6 +842,23 @@ pub async fn enroll_agent(
     Ok(one_time)
 }
 
+/// A server config whose default SLA policy counts in seconds (P2: response
+/// 3 s, reminders at 1 and 2 s, reassign at 2 s, escalation at 4 and 5 s), so
+/// deadlines come due while a test waits.
+pub const FAST_SLA: &str = r#"
+[sla]
+default_policy = "fast"
+
+[[sla.policies]]
+name = "fast"
+[sla.policies.targets.P2]
+response = "3s"
+reminders = ["1s", "2s"]
+reassign_at = "2s"
+resolution = "off"
+escalation = [{ after = "4s", level = 1 }, { after = "5s", level = 2 }]
+"#;
+
 /// Poll `f` every 200 ms until it holds, for at most `secs` seconds.
 pub async fn wait_until<F>(what: &str, secs: u64, mut f: F) -> Result<()>
 where

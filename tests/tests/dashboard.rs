@@ -5,23 +5,9 @@
 //! customer is refused; a signed-out browser is sent to sign in.
 
 use anyhow::{Context, Result};
-use outpost_tests::{Backend, Server, World};
+use outpost_tests::{Backend, Server, World, FAST_SLA as FAST};
 use reqwest::{header, redirect, StatusCode};
 use serde_json::{json, Value};
-
-const FAST: &str = r#"
-[sla]
-default_policy = "fast"
-
-[[sla.policies]]
-name = "fast"
-[sla.policies.targets.P2]
-response = "3s"
-reminders = ["1s", "2s"]
-reassign_at = "2s"
-resolution = "off"
-escalation = [{ after = "4s", level = 1 }, { after = "5s", level = 2 }]
-"#;
 
 /// A vendor name a spreadsheet would run as a formula.
 const FORMULA_VENDOR: &str = r#"=HYPERLINK("http://x.example"), Inc"#;

@@ -5,22 +5,8 @@
 //! server that was down records missed deadlines at start-up, marked late.
 
 use anyhow::{Context, Result};
-use outpost_tests::{Backend, Server, World};
+use outpost_tests::{Backend, Server, World, FAST_SLA as FAST};
 use serde_json::{json, Value};
-
-const FAST: &str = r#"
-[sla]
-default_policy = "fast"
-
-[[sla.policies]]
-name = "fast"
-[sla.policies.targets.P2]
-response = "3s"
-reminders = ["1s", "2s"]
-reassign_at = "2s"
-resolution = "off"
-escalation = [{ after = "4s", level = 1 }, { after = "5s", level = 2 }]
-"#;
 
 fn sla_events(history: &Value) -> Vec<(String, Option<i64>, bool)> {
     history
