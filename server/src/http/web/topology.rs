@@ -65,14 +65,14 @@ fn layout(n: usize, edges: &[(usize, usize)]) -> (Vec<(f64, f64)>, f64, f64) {
     let w = (widest as f64 * 130.0 + 2.0 * MARGIN).max(W);
     let h = (rows.len() as f64 * 100.0 + MARGIN).max(H);
     let mut pos = vec![(w / 2.0, h / 2.0); n];
-    let row_gap = if rows.len() > 1 {
-        (h - 2.0 * MARGIN + 20.0) / (rows.len() - 1) as f64
-    } else {
-        0.0
+    // One row: in the middle; more: spread from top to bottom.
+    let row_y = |r: usize| match rows.len() {
+        1 => h / 2.0,
+        many => MARGIN - 20.0 + r as f64 * (h - 2.0 * MARGIN + 20.0) / (many - 1) as f64,
     };
-    for (r, row) in rows.iter_mut().enumerate() {
+    for (r, row) in rows.iter().enumerate() {
         // Order by the parents' mean x (the row above is placed already).
-        let key = |i: usize, pos: &Vec<(f64, f64)>| {
+        let key = |i: usize| {
             let ps = &parent_of[i];
             if ps.is_empty() {
                 f64::MAX
@@ -80,16 +80,11 @@ fn layout(n: usize, edges: &[(usize, usize)]) -> (Vec<(f64, f64)>, f64, f64) {
                 ps.iter().map(|&p| pos[p].0).sum::<f64>() / ps.len() as f64
             }
         };
-        let mut keyed: Vec<(f64, usize)> = row.iter().map(|&i| (key(i, &pos), i)).collect();
+        let mut keyed: Vec<(f64, usize)> = row.iter().map(|&i| (key(i), i)).collect();
         keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        *row = keyed.into_iter().map(|(_, i)| i).collect();
         let step = (w - 2.0 * MARGIN) / row.len() as f64;
-        let y = if rows_len_is_one(row_gap) {
-            h / 2.0
-        } else {
-            MARGIN - 20.0 + r as f64 * row_gap
-        };
-        for (k, &i) in row.iter().enumerate() {
+        let y = row_y(r);
+        for (k, &(_, i)) in keyed.iter().enumerate() {
             pos[i] = (MARGIN + step * (k as f64 + 0.5), y);
         }
     }
@@ -112,10 +107,6 @@ fn eccentricity(adj: &[Vec<usize>], from: usize) -> usize {
         }
     }
     far
-}
-
-fn rows_len_is_one(row_gap: f64) -> bool {
-    row_gap == 0.0
 }
 
 /// The graph as a standalone SVG document fragment (usable inline or served
