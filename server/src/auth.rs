@@ -87,6 +87,9 @@ pub enum Action {
     ReadSpares,
     /// Ask for a spare for a case's device.
     RequestSpare,
+    /// See the server's own state: its replicas, their tunnels and
+    /// sessions (admins).
+    ReadOperations,
 }
 
 impl Principal {
@@ -110,7 +113,7 @@ impl Principal {
                 true
             }
             (Customer, _) => false,
-            (_, ManageUsers) => false,
+            (_, ManageUsers | ReadOperations) => false,
             (Dispatcher, WriteDirectory) => true,
             (_, WriteDirectory) => false,
             (
@@ -187,6 +190,7 @@ fn action_words(a: Action) -> &'static str {
         Action::ManageSpares => "manage spare parts and shipments",
         Action::ReadSpares => "see spare parts and shipments",
         Action::RequestSpare => "request spare parts",
+        Action::ReadOperations => "see the server's replicas",
     }
 }
 

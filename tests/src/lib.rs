@@ -184,6 +184,13 @@ impl Server {
         Ok((base, Replica(child)))
     }
 
+    /// Start another replica logging to `log` (in the test directory);
+    /// returns its base URL, its relay's address and the process.
+    pub fn start_replica_named(&self, log: &str) -> Result<(String, String, Replica)> {
+        let (base, ssh, child) = self.launch(log)?;
+        Ok((base, ssh, Replica(child)))
+    }
+
     /// The data flags every subcommand takes.
     pub fn data_args(&self) -> Vec<String> {
         let mut a = vec![
@@ -594,6 +601,103 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
 /// A second server process; stopped when dropped.
 pub struct Replica(Child);
 
+impl Replica {
+    /// Kill it at once (SIGKILL: nothing is cleaned up).
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// HAProxy in TCP mode in front of server replicas, as in a deployment:
+/// one frontend for HTTP and one for the SSH relay, round robin, with
+/// health checks that take a dead replica out within a second. Stopped when
+/// dropped.
+pub struct Haproxy {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub http: String,
+    /// `127.0.0.1:PORT`.
+    pub ssh: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// In front of `http` (base URLs) and `ssh` (addresses) backends.
+    pub fn start(http: &[&str], ssh: &[&str]) -> Result<Haproxy> {
+        let dir = tempfile::tempdir()?;
+        let (http_port, ssh_port) = (free_port()?, free_port()?);
+        let servers = |list: &[&str], strip: bool| -> String {
+            list.iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let addr = if strip {
+                        a.trim_start_matches("http://")
+                    } else {
+                        a
+                    };
+                    format!("    server r{i} {addr} check inter 300ms fall 2 rise 1\n")
+                })
+                .collect()
+        };
+        let config = format!(
+            "global\n    maxconn 2000\n\n\
+             defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1h\n    \
+             timeout server 1h\n    retries 3\n    option redispatch\n\n\
+             frontend http\n    bind 127.0.0.1:{http_port}\n    default_backend http\n\n\
+             backend http\n    balance roundrobin\n{}\n\
+             frontend ssh\n    bind 127.0.0.1:{ssh_port}\n    default_backend ssh\n\n\
+             backend ssh\n    balance roundrobin\n{}",
+            servers(http, true),
+            servers(ssh, false),
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config)?;
+        let check = Command::new("haproxy")
+            .args(["-c", "-q", "-f"])
+            .arg(&path)
+            .output()
+            .context("cannot run haproxy (.ci/run installs it)")?;
+        if !check.status.success() {
+            bail!(
+                "haproxy refused the config: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+        let child = Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("haproxy.log"))?)
+            .spawn()
+            .context("cannot start haproxy")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", ssh_port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("haproxy did not listen within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Haproxy {
+            child,
+            http: format!("http://127.0.0.1:{http_port}"),
+            ssh: format!("127.0.0.1:{ssh_port}"),
+            dir,
+        })
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("haproxy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -822,6 +926,17 @@ pub async fn enroll_agent(
     organization_id: i64,
     config: &Path,
 ) -> Result<String> {
+    enroll_agent_via(s, &s.base, token, organization_id, config).await
+}
+
+/// [`enroll_agent`] through `server` (a load balancer in front of `s`).
+pub async fn enroll_agent_via(
+    s: &Server,
+    server: &str,
+    token: &str,
+    organization_id: i64,
+    config: &Path,
+) -> Result<String> {
     let t = s
         .post_ok(
             "/api/v1/enrollment-tokens",
@@ -832,7 +947,7 @@ pub async fn enroll_agent(
     let one_time = t["token"].as_str().context("token")?.to_string();
     let out = Command::new(bin("outpost-agent"))
         .args([
-            "enroll", "--server", &s.base, "--token", &one_time, "--config",
+            "enroll", "--server", server, "--token", &one_time, "--config",
         ])
         .arg(config)
         .output()?;

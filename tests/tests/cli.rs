@@ -176,6 +176,7 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/remote-sessions", "get"),
         ("/api/v1/remote-sessions/{id}/kill", "post"),
         ("/api/v1/remote-attempts", "get"),
+        ("/api/v1/replicas", "get"),
         ("/api/v1/devices/{id}/agent", "put"),
         ("/api/v1/cases/{number}/experts", "post"),
         ("/api/v1/cases/{number}/remote-approvals", "post"),

@@ -475,6 +475,14 @@ fn ops() -> Vec<Op> {
             needs_case: false,
         },
         Op {
+            name: "server replicas",
+            method: Method::GET,
+            path: |_, _| "/api/v1/replicas".into(),
+            body: |_, _| None,
+            allowed: &["admin"],
+            needs_case: false,
+        },
+        Op {
             name: "escalate to expert",
             method: Method::POST,
             path: |_, n| format!("/api/v1/cases/{n}/experts"),

@@ -183,6 +183,9 @@ pub struct AgentView {
     /// `online`, `lost` or `revoked`.
     pub state: String,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The server replica holding its remote-login tunnel (none: no
+    /// tunnel up).
+    pub tunnel_replica: Option<String>,
 }
 
 impl AgentView {
@@ -209,6 +212,7 @@ impl AgentView {
             spool_depth: r.spool_depth,
             state: state.into(),
             revoked_at: r.revoked_at.map(crate::clock::from_micros),
+            tunnel_replica: r.tunnel_replica,
         }
     }
 }

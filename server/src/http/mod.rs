@@ -224,6 +224,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(relay::list_sessions))
         .routes(routes!(relay::kill_session))
         .routes(routes!(relay::list_attempts))
+        .routes(routes!(relay::list_replicas))
         .routes(routes!(relay::bind_device))
         .routes(routes!(relay::add_expert))
         .routes(routes!(relay::approve_remote, relay::list_approvals))

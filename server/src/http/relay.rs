@@ -14,7 +14,7 @@ use crate::cases::approvals::{Approval, NewApproval};
 use crate::cases::experts::NewExpert;
 use crate::cases::CaseView;
 use crate::directory::Device;
-use crate::relay::access::{self, DeviceAgent, RemoteAttempt, RemoteSession};
+use crate::relay::access::{self, DeviceAgent, RemoteAttempt, RemoteSession, Replica};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -78,6 +78,20 @@ pub async fn list_attempts(
 ) -> ApiResult<Json<Vec<RemoteAttempt>>> {
     Ok(Json(
         access::attempts(&s.cases, &who, q.limit.unwrap_or(100)).await?,
+    ))
+}
+
+/// The server replicas sharing the database: heartbeat, whether alive,
+/// the agent tunnels and live sessions each holds (admins).
+#[utoipa::path(get, path = "/api/v1/replicas", tag = "remote login",
+    responses((status = 200, body = Vec<Replica>), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_replicas(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+) -> ApiResult<Json<Vec<Replica>>> {
+    Ok(Json(
+        access::replicas(&s.cases, s.relay.as_ref(), &who).await?,
     ))
 }
 

@@ -166,6 +166,60 @@ pub async fn attempts(cases: &Cases, who: &Principal, limit: i64) -> Result<Vec<
     Ok(rows.into_iter().map(RemoteAttempt::from).collect())
 }
 
+/// A server replica on the record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Replica {
+    pub id: String,
+    /// Where the other replicas reach its relay (none: they cannot).
+    pub ssh_address: Option<String>,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub seen_at: DateTime<Utc>,
+    /// Heard of within `relay.replica_timeout` (a dead one is swept by the
+    /// others at their next heartbeat).
+    pub alive: bool,
+    /// The replica that answered this request.
+    pub this: bool,
+    /// Agent tunnels it holds.
+    pub tunnels: i64,
+    /// Live remote-login sessions it carries.
+    pub sessions: i64,
+}
+
+/// The replicas sharing this database (admins).
+pub async fn replicas(
+    cases: &Cases,
+    relay: Option<&Relay>,
+    who: &Principal,
+) -> Result<Vec<Replica>> {
+    who.require(Action::ReadOperations)?;
+    let timeout = relay
+        .map(|r| r.inner.settings.replica_timeout)
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let alive_since =
+        cases.clock.now() - chrono::TimeDelta::from_std(timeout).unwrap_or(chrono::TimeDelta::MAX);
+    let me = relay.map(|r| r.replica_id().to_string());
+    let rows = cases.store.replicas().await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let seen_at = from_micros(r.seen_at);
+            Replica {
+                this: me.as_deref() == Some(r.id.as_str()),
+                alive: seen_at >= alive_since,
+                id: r.id,
+                ssh_address: r.ssh_address,
+                version: r.version,
+                started_at: from_micros(r.started_at),
+                seen_at,
+                tunnels: r.tunnels,
+                sessions: r.sessions,
+            }
+        })
+        .collect())
+}
+
 /// Binds a device to the agent of the same customer that reaches it.
 pub async fn bind_device(
     cases: &Cases,

@@ -27,6 +27,7 @@
 
 pub mod access;
 pub mod certs;
+pub mod cluster;
 pub mod grants;
 pub mod settings;
 pub mod splice;
@@ -69,6 +70,7 @@ struct Inner {
     tunnels: Mutex<HashMap<i64, Vec<Tunnel>>>,
     sessions: Mutex<HashMap<i64, LiveSession>>,
     next_conn: AtomicU64,
+    cluster: cluster::Cluster,
 }
 
 struct Tunnel {
@@ -81,8 +83,12 @@ struct LiveSession {
     kill: watch::Sender<Option<String>>,
 }
 
-/// The agent's channel to a device, read at once with flow credit.
-type DeviceFlow = (flow::FlowRx, flow::FlowTx<Msg>);
+/// The agent's channel to a device, read at once with flow credit: on this
+/// replica's tunnel, or relayed by the replica holding the tunnel.
+enum DeviceFlow {
+    Local((flow::FlowRx, flow::FlowTx<Msg>)),
+    Peer((flow::FlowRx, flow::FlowTx<russh::client::Msg>)),
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -120,6 +126,7 @@ impl Relay {
                 tunnels: Mutex::default(),
                 sessions: Mutex::default(),
                 next_conn: AtomicU64::new(1),
+                cluster: cluster::Cluster::default(),
             }),
         })
     }
@@ -149,26 +156,10 @@ impl Relay {
         listener: tokio::net::TcpListener,
         mut stop: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        // A process that stopped without ending its sessions (killed, power
-        // loss) left them live on the record. On SQLite this is the only
-        // process, so every live row is such a leftover. With several
-        // replicas on PostgreSQL only a replica's own rows are known to be
-        // its; ending a dead replica's rows needs replica liveness (the
-        // scale-out issue).
-        let store = &self.inner.cases.store;
-        if store.dialect() == crate::store::Dialect::Sqlite {
-            match store
-                .end_live_sessions(None, "server stopped", self.inner.cases.clock.now())
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    sessions = n,
-                    "relay: ended sessions left live by a previous run"
-                ),
-                Err(err) => tracing::warn!(error = %err, "relay: ending leftover sessions failed"),
-            }
-        }
+        // Registered before anything is accepted; dead replicas' sessions
+        // (on SQLite: every session a previous run left live) are ended.
+        self.set_advertise(listener.local_addr().context("the relay's address")?);
+        self.register().await?;
         let s = &self.inner.settings;
         let config = Arc::new(russh::server::Config {
             server_id: russh::SshId::Standard(
@@ -187,6 +178,7 @@ impl Relay {
             ..Default::default()
         });
         let supervisor = tokio::spawn(self.clone().supervise(stop.clone()));
+        let heartbeat = tokio::spawn(self.clone().heartbeat(stop.clone()));
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -228,6 +220,7 @@ impl Relay {
             }
         }
         supervisor.abort();
+        heartbeat.abort();
         // End this process's sessions on the record.
         let live: Vec<watch::Sender<Option<String>>> = lock(&self.inner.sessions)
             .values()
@@ -260,6 +253,7 @@ impl Relay {
         {
             tracing::warn!(error = %err, "relay: recording the end of live sessions failed");
         }
+        self.deregister().await;
         Ok(())
     }
 
@@ -397,6 +391,10 @@ enum Who {
         username: String,
         name: String,
     },
+    /// Another server replica (it proved the shared relay host key).
+    Replica {
+        id: String,
+    },
 }
 
 /// One SSH connection.
@@ -415,6 +413,8 @@ impl Drop for Conn {
         if let Some(Who::Agent { id, uuid }) = &self.who {
             tracing::info!(agent = %uuid, peer = %self.peer, "relay: agent tunnel closed");
             self.relay.remove_tunnel(*id, self.id);
+            let (relay, conn) = (self.relay.clone(), self.id);
+            tokio::spawn(async move { relay.forget_tunnel(conn).await });
         }
     }
 }
@@ -427,6 +427,12 @@ impl Conn {
     /// Who owns `key` under `user`, if anyone may log in with it.
     async fn identify(&self, user: &str, key: &PublicKey) -> Option<Who> {
         let store = &self.relay.inner.cases.store;
+        if let Some(replica) = user.strip_prefix(cluster::PEER_USER) {
+            let ours = self.relay.inner.host_key.public_key();
+            return (key == ours && !replica.is_empty()).then(|| Who::Replica {
+                id: replica.to_string(),
+            });
+        }
         let fp = fingerprint(key);
         if let Ok(uuid) = uuid::Uuid::parse_str(user) {
             return match store.agent_by_uuid(&uuid.to_string()).await {
@@ -499,6 +505,9 @@ impl russh::server::Handler for Conn {
                     Who::Engineer { username, .. } => {
                         tracing::info!(user = %username, peer = %self.peer, "relay: engineer authenticated")
                     }
+                    Who::Replica { id } => {
+                        tracing::info!(replica = %id, peer = %self.peer, "relay: replica authenticated")
+                    }
                 }
                 self.who = Some(who);
                 Ok(Auth::Accept)
@@ -564,6 +573,7 @@ impl russh::server::Handler for Conn {
             Some(Who::Agent { id, uuid }) => {
                 tracing::info!(agent = %uuid, peer = %self.peer, "relay: agent tunnel up");
                 self.relay.add_tunnel(*id, self.id, session.handle());
+                Box::pin(self.relay.record_tunnel(*id, self.id)).await;
                 metrics::counter!("outpost_relay_tunnel_connects_total").increment(1);
                 // In place of a bound port: the flow-credit version.
                 *port = tunnel::FLOW_CREDIT_VERSION;
@@ -595,6 +605,18 @@ impl russh::server::Handler for Conn {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(Who::Replica { id }) = &self.who {
+            let relay = self.relay.clone();
+            tokio::spawn(relay.serve_peer(
+                id.clone(),
+                channel,
+                host_to_connect.to_string(),
+                port_to_connect,
+                (originator_address.to_string(), originator_port),
+                reply,
+            ));
+            return Ok(());
+        }
         let Some(Who::Engineer { id, username, name }) = self.who.clone() else {
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
@@ -682,16 +704,26 @@ impl Relay {
                 ChannelOpenFailure::ResourceShortage,
             ));
         }
-        let tunnel = self.tunnel(grant.agent_id).ok_or_else(|| {
+        let refuse_connect = |reason: String| {
             refused(
-                format!(
-                    "the agent for {} has no tunnel to this relay",
-                    grant.device_name
-                ),
+                reason,
                 Some(grant.case_id),
                 ChannelOpenFailure::ConnectFailed,
             )
-        })?;
+        };
+        let Some(tunnel) = self.tunnel(grant.agent_id) else {
+            // The tunnel lives on another replica (or nowhere).
+            return match self
+                .peer_channel(grant.agent_id, &grant.agent_target, rq.port, &rq.originator)
+                .await
+            {
+                Ok(channel) => Ok((grant, DeviceFlow::Peer(flow::start(channel)))),
+                Err(why) => Err(refuse_connect(format!(
+                    "the agent for {} cannot be reached: {why}",
+                    grant.device_name
+                ))),
+            };
+        };
         match tunnel
             .channel_open_forwarded_tcpip(
                 grant.agent_target.clone(),
@@ -703,15 +735,11 @@ impl Relay {
         {
             // Read at once, before the session is recorded: the device
             // may speak first (an SSH banner).
-            Ok(channel) => Ok((grant, flow::start(channel))),
-            Err(err) => Err(refused(
-                format!(
-                    "the agent refused or could not reach {}:{}: {err}",
-                    grant.agent_target, rq.port
-                ),
-                Some(grant.case_id),
-                ChannelOpenFailure::ConnectFailed,
-            )),
+            Ok(channel) => Ok((grant, DeviceFlow::Local(flow::start(channel)))),
+            Err(err) => Err(refuse_connect(format!(
+                "the agent refused or could not reach {}:{}: {err}",
+                grant.agent_target, rq.port
+            ))),
         }
     }
 
@@ -780,7 +808,10 @@ impl Relay {
             Ok(id) => id,
             Err(err) => {
                 tracing::warn!(error = %err, "relay: recording a session failed; refusing it");
-                device_channel.1.close().await;
+                match device_channel {
+                    DeviceFlow::Local((_, tx)) => tx.close().await,
+                    DeviceFlow::Peer((_, tx)) => tx.close().await,
+                }
                 reply.reject(ChannelOpenFailure::ResourceShortage).await;
                 return;
             }
@@ -834,14 +865,18 @@ impl Relay {
         }
         reply.accept().await;
         let started = Instant::now();
-        let outcome = splice::splice(
-            channel,
-            device_channel,
-            kill_rx,
+        let (idle, max_buffer) = (
             inner.settings.idle_timeout,
             inner.settings.max_session_buffer,
-        )
-        .await;
+        );
+        let outcome = match device_channel {
+            DeviceFlow::Local(device) => {
+                splice::splice(channel, device, kill_rx, idle, max_buffer).await
+            }
+            DeviceFlow::Peer(device) => {
+                splice::splice(channel, device, kill_rx, idle, max_buffer).await
+            }
+        };
         lock(&inner.sessions).remove(&session_id);
         metrics::gauge!("outpost_relay_sessions").set(self.session_count() as f64);
         metrics::counter!("outpost_relay_bytes_total", "direction" => "to_device")

@@ -40,6 +40,17 @@ pub struct RelaySpec {
     /// keys registered on users): OpenSSH public key lines.
     #[serde(default)]
     pub trusted_user_ca_keys: Vec<String>,
+    /// Where the other server replicas reach this replica's relay
+    /// (`host:port`), to be relayed to agent tunnels it holds. Default: the
+    /// listen address, unless that is unspecified (0.0.0.0, ::), when it
+    /// must be set for replicas to relay to this one.
+    pub advertise: Option<String>,
+    /// How often this replica records that it is alive. Default 5s.
+    pub replica_heartbeat: Option<Span>,
+    /// A replica not heard of for this long is dead: the others end its
+    /// sessions and forget its tunnels. Default 30s, at least three
+    /// heartbeats.
+    pub replica_timeout: Option<Span>,
 }
 
 /// The relay settings in force.
@@ -56,6 +67,11 @@ pub struct RelaySettings {
     /// Bytes (see `max_session_buffer_mib`).
     pub max_session_buffer: u64,
     pub trusted_cas: super::certs::TrustedCas,
+    /// `host:port` other replicas reach this one at; `None`: derived from
+    /// the listening address when the relay starts.
+    pub advertise: Option<String>,
+    pub replica_heartbeat: Duration,
+    pub replica_timeout: Duration,
 }
 
 impl RelaySpec {
@@ -81,7 +97,31 @@ impl RelaySpec {
                 humantime::format_duration(min)
             )),
         };
+        let replica_heartbeat = span(
+            "replica_heartbeat",
+            self.replica_heartbeat,
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        )?;
+        let replica_timeout = match self.replica_timeout {
+            None => (replica_heartbeat * 6).max(Duration::from_secs(30)),
+            Some(t) if t.0 >= replica_heartbeat * 3 => t.0,
+            Some(t) => {
+                return Err(format!(
+                    "relay.replica_timeout: {} is shorter than three heartbeats ({})",
+                    humantime::format_duration(t.0),
+                    humantime::format_duration(replica_heartbeat * 3)
+                ))
+            }
+        };
+        let advertise = match &self.advertise {
+            None => None,
+            Some(text) => Some(check_advertise(text)?),
+        };
         Ok(RelaySettings {
+            advertise,
+            replica_heartbeat,
+            replica_timeout,
             enabled: self.enabled.unwrap_or(true),
             listen,
             max_sessions_per_engineer: range(
@@ -128,6 +168,33 @@ impl RelaySpec {
     }
 }
 
+/// `host:port` with a port, and a host that is not an unspecified address.
+fn check_advertise(text: &str) -> Result<String, String> {
+    let bad = |why: &str| Err(format!("relay.advertise: {text:?} {why}"));
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return bad("is not host:port");
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@')
+    {
+        return bad("has no usable host");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => {}
+        _ => return bad("has no port in 1..=65535"),
+    }
+    if host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        return bad("is an unspecified address; name this replica's own address");
+    }
+    Ok(text.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +227,43 @@ mod tests {
             .unwrap_or_default()
             .contains("relay.max_tunnels_per_agent"));
         assert_eq!(s.max_session_buffer, 64 << 20);
+        assert_eq!(s.replica_heartbeat, Duration::from_secs(5));
+        assert_eq!(s.replica_timeout, Duration::from_secs(30));
+        for (bad, needle) in [
+            ("0.0.0.0:2222", "unspecified"),
+            ("relay-1", "host:port"),
+            ("relay-1:0", "port"),
+            (":2222", "host"),
+        ] {
+            let spec = RelaySpec {
+                advertise: Some(bad.into()),
+                ..RelaySpec::default()
+            };
+            let err = spec.build(None).err().unwrap_or_default();
+            assert!(
+                err.contains("relay.advertise") && err.contains(needle),
+                "{bad}: {err}"
+            );
+        }
+        let ok = RelaySpec {
+            advertise: Some("[fd00::7]:2222".into()),
+            replica_heartbeat: Some(Span(Duration::from_secs(2))),
+            replica_timeout: Some(Span(Duration::from_secs(6))),
+            ..RelaySpec::default()
+        }
+        .build(None)
+        .expect("advertise");
+        assert_eq!(ok.advertise.as_deref(), Some("[fd00::7]:2222"));
+        let short = RelaySpec {
+            replica_heartbeat: Some(Span(Duration::from_secs(2))),
+            replica_timeout: Some(Span(Duration::from_secs(5))),
+            ..RelaySpec::default()
+        };
+        assert!(short
+            .build(None)
+            .err()
+            .unwrap_or_default()
+            .contains("relay.replica_timeout"));
         for bad in [0, 7, 4097] {
             let spec = RelaySpec {
                 max_session_buffer_mib: Some(bad),

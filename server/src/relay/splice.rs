@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use outpost_protocol::tunnel::flow::{Event, FlowRx, FlowTx};
 use russh::server::Msg;
-use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::{mpsc, watch, Notify};
 
 /// How far the engineer's channel is read ahead of the device, unless data
@@ -153,9 +153,9 @@ async fn read_engineer(
 }
 
 /// Engineer to device: each message waits for the agent's credit.
-async fn up(
+async fn up<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static>(
     from: &mut mpsc::UnboundedReceiver<ChannelMsg>,
-    to: &FlowTx<Msg>,
+    to: &FlowTx<S>,
     ahead: &Ahead,
     count: &AtomicU64,
     last: &AtomicU64,
@@ -186,9 +186,9 @@ async fn up(
 
 /// Device to engineer: each message waits for the engineer's SSH window,
 /// then its credit goes back to the agent.
-async fn down(
+async fn down<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static>(
     from: &mut FlowRx,
-    credit: &FlowTx<Msg>,
+    credit: &FlowTx<S>,
     to: &ChannelWriteHalf<Msg>,
     ahead: &Ahead,
     count: &AtomicU64,
@@ -240,9 +240,9 @@ async fn down(
 /// Splices `engineer` and `device` until one closes, both half-close, the
 /// session is killed (the reason arrives on `kill`) or nothing moves for
 /// `idle`.
-pub async fn splice(
+pub async fn splice<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static>(
     engineer: Channel<Msg>,
-    device: (FlowRx, FlowTx<Msg>),
+    device: (FlowRx, FlowTx<S>),
     mut kill: watch::Receiver<Option<String>>,
     idle: Duration,
     max_buffer: u64,

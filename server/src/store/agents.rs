@@ -32,9 +32,17 @@ pub struct AgentRow {
     pub spool_depth: Option<i64>,
     pub lost_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The replica holding its remote-login tunnel (read by the lookups
+    /// that list agents; absent elsewhere).
+    #[sqlx(default)]
+    pub tunnel_replica: Option<String>,
 }
 
 const AGENT_COLS: &str = "id, uuid, organization_id, site_id, public_key, fingerprint, hostname, agent_version, os, arch, heartbeat_secs, enrolled_at, last_seen_at, spool_depth, lost_at, revoked_at";
+
+/// The replica holding an agent's tunnel (the newest, if several).
+const TUNNEL_REPLICA: &str = "(SELECT t.replica FROM relay_tunnels t WHERE t.agent_id = agents.id
+     ORDER BY t.connected_at DESC LIMIT 1) AS tunnel_replica";
 
 /// What enrolment records about a new agent.
 #[derive(Debug, Clone)]
@@ -190,17 +198,20 @@ impl Store {
 
     pub async fn agent(&self, id: i64) -> Result<Option<AgentRow>> {
         Ok(read!(self, |p, _d| {
-            sqlx::query_as(&format!("SELECT {AGENT_COLS} FROM agents WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(p)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {AGENT_COLS}, {TUNNEL_REPLICA} FROM agents WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(p)
+            .await?
         }))
     }
 
     pub async fn agents(&self, organization: Option<i64>) -> Result<Vec<AgentRow>> {
         Ok(read!(self, |p, _d| {
             sqlx::query_as(&format!(
-                "SELECT {AGENT_COLS} FROM agents WHERE ($1 IS NULL OR organization_id = $1) ORDER BY id"
+                "SELECT {AGENT_COLS}, {TUNNEL_REPLICA} FROM agents
+                 WHERE ($1 IS NULL OR organization_id = $1) ORDER BY id"
             ))
             .bind(organization)
             .fetch_all(p)
