@@ -32,6 +32,7 @@ pub struct ReportQuery {
     /// Last day, YYYY-MM-DD (UTC), included.
     pub to: Option<String>,
     /// json (default), html or pdf.
+    #[param(inline)]
     pub format: Option<Format>,
 }
 
