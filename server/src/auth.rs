@@ -90,6 +90,18 @@ pub enum Action {
     /// See the server's own state: its replicas, their tunnels and
     /// sessions (admins).
     ReadOperations,
+    /// Search the knowledge base and read its articles (staff).
+    ReadKnowledge,
+    /// Draft, edit and submit knowledge-base articles.
+    WriteKnowledge,
+    /// Publish or return an article in review (someone other than its
+    /// author or submitter).
+    ReviewKnowledge,
+    /// Read (and download) an organisation's service report: staff, and a
+    /// customer for its own organisation.
+    ReadServiceReport,
+    /// Set an organisation's service-report schedule.
+    ManageReportSchedules,
 }
 
 impl Principal {
@@ -109,11 +121,17 @@ impl Principal {
             // A customer may cut remote access to its own equipment.
             (r, KillRemoteSession) => matches!(r, Dispatcher | Manager | Customer),
             (r, EscalateToExpert) => matches!(r, Dispatcher | Engineer | Expert | Manager),
-            (Customer, CreateCase | ReadCase | AddPublicNote | ReadDirectory | ChangeStatus) => {
-                true
-            }
+            (
+                Customer,
+                CreateCase | ReadCase | AddPublicNote | ReadDirectory | ChangeStatus
+                | ReadServiceReport,
+            ) => true,
             (Customer, _) => false,
             (_, ManageUsers | ReadOperations) => false,
+            (_, ReadKnowledge | ReadServiceReport) => true,
+            (r, WriteKnowledge) => matches!(r, Dispatcher | Engineer | Expert | Manager),
+            (r, ReviewKnowledge) => matches!(r, Expert | Manager),
+            (r, ManageReportSchedules) => r == Manager,
             (Dispatcher, WriteDirectory) => true,
             (_, WriteDirectory) => false,
             (
@@ -191,6 +209,11 @@ fn action_words(a: Action) -> &'static str {
         Action::ReadSpares => "see spare parts and shipments",
         Action::RequestSpare => "request spare parts",
         Action::ReadOperations => "see the server's replicas",
+        Action::ReadKnowledge => "read the knowledge base",
+        Action::WriteKnowledge => "write knowledge-base articles",
+        Action::ReviewKnowledge => "review knowledge-base articles",
+        Action::ReadServiceReport => "read service reports",
+        Action::ManageReportSchedules => "schedule service reports",
     }
 }
 
@@ -242,6 +265,24 @@ mod tests {
     fn reports_are_for_staff() {
         for r in Role::ALL {
             assert_eq!(p(*r).may(Action::ReadReports), r.is_staff(), "{r}");
+        }
+    }
+
+    #[test]
+    fn knowledge_is_for_staff_and_reviewed_by_experts_and_managers() {
+        for r in Role::ALL {
+            assert_eq!(p(*r).may(Action::ReadKnowledge), r.is_staff(), "{r}");
+            assert_eq!(
+                p(*r).may(Action::ReviewKnowledge),
+                matches!(r, Role::Admin | Role::Expert | Role::Manager),
+                "{r}"
+            );
+            assert_eq!(
+                p(*r).may(Action::WriteKnowledge),
+                !matches!(r, Role::Customer | Role::RmaAdmin),
+                "{r}"
+            );
+            assert!(p(*r).may(Action::ReadServiceReport), "{r}");
         }
     }
 

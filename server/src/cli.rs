@@ -436,10 +436,21 @@ pub async fn serve(
     // also filled in below.
     let rma_cell: Arc<std::sync::OnceLock<crate::rma::Rma>> = Arc::default();
     let rcell = rma_cell.clone();
+    // Service-report schedules (`report:<organization id>`) go to the
+    // reports service, also filled in below.
+    let reports_cell: Arc<std::sync::OnceLock<crate::reports::Reports>> = Arc::default();
+    let pcell = reports_cell.clone();
     let others: crate::sla::timers::Handler = Arc::new(move |t| {
         let cell = cell.clone();
         let rcell = rcell.clone();
+        let pcell = pcell.clone();
         Box::pin(async move {
+            if t.owner.starts_with("report:") {
+                return match pcell.get() {
+                    Some(r) => r.fire(&t).await,
+                    None => Err("the reports service is starting".into()),
+                };
+            }
             if t.owner.starts_with("shipment:") {
                 return match rcell.get() {
                     Some(r) => r.fire(&t).await.map_err(|e| e.to_string()),
@@ -490,14 +501,25 @@ pub async fn serve(
     notify
         .public_url
         .get_or_insert_with(|| format!("{scheme}://{addr}"));
-    let notifier = crate::notify::Notifier::new(cases.clone(), notify, registry.current().timezone)
-        .map_err(anyhow::Error::msg)?;
+    let notifier =
+        crate::notify::Notifier::new(cases.clone(), notify.clone(), registry.current().timezone)
+            .map_err(anyhow::Error::msg)?;
     notifier.start(stop.subscribe());
     let rma = crate::rma::Rma::new(cases.clone(), registry.clone(), config.rma.clone());
     let _ = rma_cell.set(rma.clone());
+    let reports = crate::reports::Reports::new(
+        store.clone(),
+        cases.clock.clone(),
+        registry.clone(),
+        config.reports.clone(),
+    )
+    .with_mail(&notify)
+    .map_err(anyhow::Error::msg)?;
+    let _ = reports_cell.set(reports.clone());
     let state = crate::http::AppState::with_cases(cases, registry)
         .with_agents(agents)
         .with_rma(rma)
+        .with_reports(reports)
         .with_relay(relay.clone())
         .with_secure_cookies(config.tls.is_some());
     let app = crate::http::router(state);

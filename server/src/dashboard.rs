@@ -632,11 +632,17 @@ pub async fn open_cases(store: &Store, who: &Principal, now: DateTime<Utc>) -> R
 /// The SLA events recorded in `period`.
 pub async fn sla_events(store: &Store, who: &Principal, period: Period) -> Result<Events> {
     who.require(Action::ReadReports)?;
+    events_of(store, period, None).await
+}
+
+/// The SLA events recorded in `period` on the cases of `org` (all cases
+/// when `None`); the caller has checked who may see them.
+pub async fn events_of(store: &Store, period: Period, org: Option<i64>) -> Result<Events> {
     let rows = store
         .sla_events(
             to_micros(period.start()),
             to_micros(period.end()),
-            None,
+            org,
             MAX_EVENTS as i64 + 1,
         )
         .await?;
@@ -678,22 +684,37 @@ pub async fn compliance(
     now: DateTime<Utc>,
 ) -> Result<Compliance> {
     who.require(Action::ReadReports)?;
+    let (results, truncated, unevaluated) =
+        case_results(store, registry, period, now, None).await?;
+    Ok(compliance_of(period, &results, truncated, unevaluated))
+}
+
+/// The evaluated cases opened in `period` (of `org` when given), their
+/// clocks evaluated at `now`; whether more than [`MAX_CASES`] were opened;
+/// how many could not be evaluated. The caller has checked who may see them.
+pub async fn case_results(
+    store: &Store,
+    registry: Arc<Registry>,
+    period: Period,
+    now: DateTime<Utc>,
+    org: Option<i64>,
+) -> Result<(Vec<CaseResult>, bool, usize)> {
     let (from, to) = (to_micros(period.start()), to_micros(period.end()));
     let mut cases = store
-        .dashboard_cases(from, to, MAX_CASES as i64 + 1)
+        .dashboard_cases(from, to, org, MAX_CASES as i64 + 1)
         .await?;
     let truncated = cases.len() > MAX_CASES;
     cases.truncate(MAX_CASES);
     let Some(last) = cases.last() else {
-        return Ok(compliance_of(period, &[], false, 0));
+        return Ok((Vec::new(), false, 0));
     };
     let entries = store
-        .dashboard_clock_entries(from, to, last.created_at, last.id)
+        .dashboard_clock_entries(from, to, org, last.created_at, last.id)
         .await?;
     // Calendar arithmetic for thousands of cases: off the async workers.
     tokio::task::spawn_blocking(move || {
         let (results, unevaluated) = evaluate_cases(&registry, &cases, entries, now);
-        compliance_of(period, &results, truncated, unevaluated)
+        (results, truncated, unevaluated)
     })
     .await
     .map_err(|e| Error::Corrupt(format!("the compliance evaluation failed: {e}")))

@@ -658,6 +658,8 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
         )
         .await?;
 
+    let kb_psu = c.number.clone();
+
     // 2. Resolved P4 question.
     at(Duration::days(3));
     let c = cases
@@ -698,6 +700,8 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
             &status(Status::Resolved, Some("Procedure sent to the customer.")),
         )
         .await?;
+
+    let kb_backup = c.number.clone();
 
     // 3. Waiting for parts, P2, on a Huawei switch.
     at(Duration::days(1));
@@ -879,6 +883,135 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
     if let Some(admin) = users.get("admin") {
         seed_topology(store, org.id, admin.id, &ids, now).await?;
         seed_spares(&cases, &principal(admin)).await?;
+    }
+    if let Some(tomas) = users.get("tomas") {
+        let authors = [&erik, &emma, &xavier, &principal(tomas)];
+        seed_kb(&cases, authors, [&kb_psu, &kb_backup]).await?;
+    }
+    Ok(())
+}
+
+/// Knowledge-base articles: two drafted from the resolved demo cases, two
+/// written from the vendors' notes (no source case), all published after
+/// review by another user; one more waiting in review.
+async fn seed_kb(
+    cases: &Cases,
+    [erik, emma, xavier, tomas]: [&Principal; 4],
+    [psu_case, backup_case]: [&String; 2],
+) -> Result<()> {
+    use crate::kb::{Decision, Kb, NewArticle, Review};
+    use crate::store::kb::{ArticleChange, ArticleText};
+    let kb = Kb::new(cases.clone());
+    let publish = Review {
+        decision: Decision::Publish,
+        comment: Some("Checked against the case.".into()),
+    };
+    let a = kb
+        .draft_from_case(
+            erik,
+            &NewArticle {
+                case_number: psu_case.clone(),
+                title: Some("Catalyst 9200L reloads every few hours: failing power supply".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    kb.submit(erik, a.id).await?;
+    kb.review(xavier, a.id, &publish).await?;
+    let a = kb
+        .draft_from_case(
+            emma,
+            &NewArticle {
+                case_number: backup_case.clone(),
+                title: Some("Nightly configuration backup of a Catalyst 9300 to TFTP".into()),
+                cause: Some("The customer had no scheduled configuration backup.".into()),
+                resolution: Some(
+                    "Configure `archive` with `path tftp://<server>/$h-$t` and `time-period 1440`, \
+                     or a `kron` policy running `copy running-config tftp:`; verify with \
+                     `show archive`."
+                        .into(),
+                ),
+                ..Default::default()
+            },
+        )
+        .await?;
+    kb.submit(emma, a.id).await?;
+    kb.review(tomas, a.id, &publish).await?;
+    // From the vendors' notes: written by one, published by another.
+    let store = &cases.store;
+    let now = cases.clock.now();
+    let notes = [
+        (
+            ArticleText {
+                title: "Catalyst 9300 stack split: member unreachable, HSRP flapping".into(),
+                symptom: "A stack member stops responding; the stack splits and HSRP flaps \
+                          between the halves; CRC errors on a stack port."
+                    .into(),
+                cause: "A damaged or badly seated StackWise cable between two members.".into(),
+                resolution: "Check `show switch stack-ports detail` for CRC errors, reseat or \
+                             replace the stack cable, then reload the isolated member."
+                    .into(),
+                vendor: Some("Cisco".into()),
+                device_type: Some("switch".into()),
+                model: Some("C9300-48P".into()),
+                firmware: Some("17.9.4a".into()),
+            },
+            true,
+        ),
+        (
+            ArticleText {
+                title: "Huawei S5735 port group without link after a PHY chip failure".into(),
+                symptom: "Eight consecutive ports of one module (for example 0/0/1-8) show no \
+                          link at the same time; other ports work."
+                    .into(),
+                cause: "The PHY chip serving that port group failed.".into(),
+                resolution: "Confirm with `display device` and the vendor TAC; request a spare \
+                             module (RMA) and move critical links to other ports meanwhile."
+                    .into(),
+                vendor: Some("Huawei".into()),
+                device_type: Some("switch".into()),
+                model: Some("S5735-L48T4X".into()),
+                firmware: Some("V200R022C00SPC500".into()),
+            },
+            true,
+        ),
+        (
+            ArticleText {
+                title: "ISR4451 input errors and packet loss on a WAN interface".into(),
+                symptom: "Packet loss on the WAN link; the interface counts input and CRC errors."
+                    .into(),
+                cause: "A duplex mismatch with the carrier's equipment, or a failing SFP.".into(),
+                resolution: "Compare speed and duplex with the carrier; swap the SFP; clear the \
+                             counters and watch them."
+                    .into(),
+                vendor: Some("Cisco".into()),
+                device_type: Some("router".into()),
+                model: Some("ISR4451-X".into()),
+                firmware: Some("17.6.6a".into()),
+            },
+            false,
+        ),
+    ];
+    for (text, published) in notes {
+        let id = store
+            .kb_insert_article(None, &text, xavier.user_id, now)
+            .await?;
+        let submitted_by = Some(xavier.user_id);
+        store
+            .kb_change(id, xavier.user_id, now, |_| {
+                Ok(ArticleChange {
+                    state: "in_review",
+                    text: None,
+                    submitted_by,
+                    reviewed_by: None,
+                    review_comment: None,
+                    publish: false,
+                })
+            })
+            .await?;
+        if published {
+            kb.review(tomas, id, &publish).await?;
+        }
     }
     Ok(())
 }

@@ -49,6 +49,11 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 
+    /// A facility this server lacks (e.g. Chromium for PDF reports); the
+    /// message says how to provide it.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+
     /// Anything the database reports that is not one of the above.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

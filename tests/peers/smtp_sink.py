@@ -5,12 +5,15 @@ Usage: smtp_sink.py PORT LOGFILE
 
 Listens on 127.0.0.1:PORT and appends one JSON line per accepted message to
 LOGFILE: arrival time, envelope sender and recipients, Subject and Message-ID
-headers, and the body text. Prints "ready" once it listens.
+headers, the body text, and the attachments (file name, content type,
+size; each saved under LOGFILE.files/, its path in "path"). Prints "ready"
+once it listens.
 """
 import asyncio
 import email
 import email.policy
 import json
+import os
 import sys
 import time
 
@@ -31,7 +34,22 @@ class Sink:
             "subject": str(msg.get("Subject", "")),
             "message_id": str(msg.get("Message-ID", "")),
             "body": body.get_content() if body is not None else "",
+            "attachments": [],
         }
+        for n, part in enumerate(msg.iter_attachments()):
+            data = part.get_payload(decode=True) or b""
+            name = os.path.basename(part.get_filename() or "attachment")
+            folder = self.path + ".files"
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, "%d-%d-%s" % (time.time_ns(), n, name))
+            with open(path, "wb") as f:
+                f.write(data)
+            record["attachments"].append({
+                "filename": name,
+                "content_type": part.get_content_type(),
+                "size": len(data),
+                "path": path,
+            })
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         return "250 OK"

@@ -192,6 +192,19 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/shipments", "get"),
         ("/api/v1/shipments/{id}", "get"),
         ("/api/v1/shipments/{id}/{step}", "post"),
+        ("/api/v1/kb/articles", "post"),
+        ("/api/v1/kb/articles", "get"),
+        ("/api/v1/kb/articles/{id}", "get"),
+        ("/api/v1/kb/articles/{id}", "put"),
+        ("/api/v1/kb/articles/{id}/versions", "get"),
+        ("/api/v1/kb/articles/{id}/submit", "post"),
+        ("/api/v1/kb/articles/{id}/review", "post"),
+        ("/api/v1/kb/search", "get"),
+        ("/api/v1/cases/{number}/suggestions", "get"),
+        ("/api/v1/organizations/{id}/service-report", "get"),
+        ("/api/v1/organizations/{id}/report-schedule", "get"),
+        ("/api/v1/organizations/{id}/report-schedule", "put"),
+        ("/api/v1/organizations/{id}/report-schedule", "delete"),
     ];
     let documented: usize = paths
         .values()

@@ -61,6 +61,10 @@ impl From<Error> for ApiError {
             Error::Forbidden(why) => ApiError::new(S::FORBIDDEN, "forbidden", why, None),
             Error::Unauthorized(why) => ApiError::new(S::UNAUTHORIZED, "unauthorized", why, None),
             Error::Conflict(why) => ApiError::new(S::CONFLICT, "conflict", why, None),
+            Error::Unavailable(why) => {
+                tracing::warn!(error = %why, "unavailable");
+                ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", why, None)
+            }
             e @ Error::IllegalTransition { .. } => ApiError::new(
                 S::CONFLICT,
                 "illegal_transition",

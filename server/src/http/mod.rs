@@ -11,9 +11,11 @@ pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod feedback;
+pub mod kb;
 pub mod relay;
 pub mod reports;
 pub mod rma;
+pub mod service_reports;
 pub mod sla;
 pub mod users;
 pub mod web;
@@ -59,6 +61,10 @@ pub struct AppState {
     pub relay: Option<crate::relay::Relay>,
     /// Spare parts and RMA shipments.
     pub rma: crate::rma::Rma,
+    /// The knowledge base.
+    pub kb: crate::kb::Kb,
+    /// Service reports and their schedules.
+    pub reports: crate::reports::Reports,
     /// Mark the console's cookies `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
     metrics: PrometheusHandle,
@@ -69,6 +75,13 @@ impl AppState {
     pub fn with_cases(cases: Cases, sla: Arc<crate::sla::settings::SlaSettings>) -> AppState {
         AppState {
             rma: crate::rma::Rma::new(cases.clone(), sla.clone(), Default::default()),
+            kb: crate::kb::Kb::new(cases.clone()),
+            reports: crate::reports::Reports::new(
+                cases.store.clone(),
+                cases.clock.clone(),
+                sla.clone(),
+                Default::default(),
+            ),
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             relay: None,
@@ -83,6 +96,12 @@ impl AppState {
     /// Use this agents service (configured, with its timers) instead of the default.
     pub fn with_agents(mut self, agents: crate::agents::Agents) -> AppState {
         self.agents = agents;
+        self
+    }
+
+    /// Use this reports service (configured `[reports]`, with e-mail).
+    pub fn with_reports(mut self, reports: crate::reports::Reports) -> AppState {
+        self.reports = reports;
         self
     }
 
@@ -212,6 +231,19 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rma::list_shipments))
         .routes(routes!(rma::get_shipment))
         .routes(routes!(rma::shipment_step))
+        .routes(routes!(kb::create_article, kb::list_articles))
+        .routes(routes!(kb::get_article, kb::edit_article))
+        .routes(routes!(kb::list_versions))
+        .routes(routes!(kb::submit_article))
+        .routes(routes!(kb::review_article))
+        .routes(routes!(kb::search))
+        .routes(routes!(kb::suggestions))
+        .routes(routes!(service_reports::service_report))
+        .routes(routes!(
+            service_reports::get_schedule,
+            service_reports::put_schedule,
+            service_reports::delete_schedule
+        ))
         .routes(routes!(users::me))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user))

@@ -141,6 +141,47 @@ impl Senders {
         }
     }
 
+    /// One e-mail with one attachment to several recipients, outside the
+    /// case outbox (the scheduled service reports, whose retries and
+    /// once-only record are the report schedule's).
+    pub async fn email_with_attachment(
+        &self,
+        to: &[String],
+        subject: &str,
+        body: &str,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), SendError> {
+        use lettre::message::{Attachment, MultiPart, SinglePart};
+        let Some((transport, from, _domain)) = &self.mail else {
+            return Err(SendError::Transient(
+                "e-mail is not configured ([notify.email])".into(),
+            ));
+        };
+        let mut builder = Message::builder().from(from.clone()).subject(subject);
+        for address in to {
+            let mailbox: Mailbox = address.parse().map_err(|e| {
+                SendError::Permanent(format!("{address:?} is not an e-mail address: {e}"))
+            })?;
+            builder = builder.to(mailbox);
+        }
+        let kind = ContentType::parse(content_type)
+            .map_err(|e| SendError::Permanent(format!("content type {content_type:?}: {e}")))?;
+        let msg = builder
+            .multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(body.to_string()))
+                    .singlepart(Attachment::new(file_name.to_string()).body(bytes, kind)),
+            )
+            .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
+        match transport.send(msg).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP: {e}"))),
+            Err(e) => Err(SendError::Transient(format!("SMTP: {e}"))),
+        }
+    }
+
     async fn sms(&self, d: &DeliveryRow) -> Result<(), SendError> {
         let Some(g) = &self.sms else {
             return Err(SendError::Transient(

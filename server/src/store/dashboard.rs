@@ -54,12 +54,13 @@ impl Store {
         }))
     }
 
-    /// Cases created in `[from, to)` (microseconds), oldest first, at most
-    /// `limit`.
+    /// Cases created in `[from, to)` (microseconds), of one organisation
+    /// if `org` is given, oldest first, at most `limit`.
     pub async fn dashboard_cases(
         &self,
         from: i64,
         to: i64,
+        org: Option<i64>,
         limit: i64,
     ) -> Result<Vec<DashboardCase>> {
         Ok(read!(self, |p, _d| {
@@ -73,11 +74,13 @@ impl Store {
                  LEFT JOIN devices d ON d.id = c.device_id
                  LEFT JOIN sites s ON s.id = d.site_id
                  WHERE c.created_at >= $1 AND c.created_at < $2
+                   AND ($4 IS NULL OR c.organization_id = $4)
                  ORDER BY c.created_at, c.id LIMIT $3",
             )
             .bind(from)
             .bind(to)
             .bind(limit)
+            .bind(org)
             .fetch_all(p)
             .await?
         }))
@@ -91,6 +94,7 @@ impl Store {
         &self,
         from: i64,
         to: i64,
+        org: Option<i64>,
         last_created: i64,
         last_id: i64,
     ) -> Result<Vec<(i64, i64, String)>> {
@@ -101,12 +105,14 @@ impl Store {
                  WHERE c.created_at >= $1 AND c.created_at < $2
                    AND (c.created_at < $3 OR (c.created_at = $3 AND c.id <= $4))
                    AND a.kind IN {CLOCK_KINDS}
+                   AND ($5 IS NULL OR c.organization_id = $5)
                  ORDER BY a.case_id, a.seq"
             ))
             .bind(from)
             .bind(to)
             .bind(last_created)
             .bind(last_id)
+            .bind(org)
             .fetch_all(p)
             .await?
         }))

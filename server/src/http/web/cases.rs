@@ -491,6 +491,14 @@ async fn workspace(
         Vec::new()
     };
     let spares = super::spares::load(s, who, &case).await?;
+    // The closest published articles (staff; the knowledge base is internal).
+    let suggestions = if p.may(Action::ReadKnowledge) {
+        Some(s.kb.suggestions(p, number).await?)
+    } else {
+        None
+    };
+    let may_draft =
+        p.may(Action::WriteKnowledge) && matches!(case.status, Status::Resolved | Status::Closed);
     // The coverage check made when the case opened (internal: staff only).
     let out_of_coverage = history.iter().rev().find_map(|a| match &a.body {
         ActivityBody::Entitlement {
@@ -566,6 +574,20 @@ async fn workspace(
         }
         @if let Some(panel) = &spares {
             (super::spares::render(who, &case, panel, now))
+        }
+        @if let Some(list) = &suggestions {
+            section.card aria-labelledby="suggestions" {
+                h2 #suggestions { "Suggested articles" }
+                @if list.is_empty() { p.muted { "No published article matches this case yet." } }
+                @else { (super::kb::hits(list)) }
+                @if may_draft {
+                    form method="post" action="/kb/draft" {
+                        input type="hidden" name="csrf" value=(who.csrf);
+                        input type="hidden" name="case_number" value=(case.number);
+                        button.secondary type="submit" { "Draft an article from this case" }
+                    }
+                }
+            }
         }
         section.card aria-labelledby="timeline" {
             h2 #timeline { "History" }

@@ -215,6 +215,8 @@ fn render_dossier(
         }
         p {
             a.button href=(new_case_link(o.id, None, first_contract, phone)) { "New case for " (o.name) }
+            " "
+            a.button.secondary href={"/console/organizations/" (o.id) "/service-report"} { "Service report" }
         }
         div.grid {
             section.card aria-labelledby="customer" {

@@ -28,8 +28,10 @@ pub mod charts;
 pub mod console;
 pub mod csv;
 pub mod dashboard;
+pub mod kb;
 pub mod layout;
 pub mod queues;
+pub mod reports;
 pub mod spares;
 pub mod topology;
 
@@ -59,6 +61,18 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/cases/{number}/spare", post(spares::request))
         .route("/cases/{number}/shipments/{id}/{step}", post(spares::step))
         .route("/dashboard", get(dashboard::page))
+        .route(
+            "/console/organizations/{id}/service-report",
+            get(reports::page),
+        )
+        .route(
+            "/console/organizations/{id}/service-report.pdf",
+            get(reports::pdf),
+        )
+        .route("/kb", get(kb::search))
+        .route("/kb/draft", post(kb::draft))
+        .route("/kb/articles/{id}", get(kb::article))
+        .route("/kb/articles/{id}/{action}", post(kb::act))
         .route("/dashboard/{file}", get(dashboard::download))
 }
 
