@@ -391,7 +391,7 @@ async fn sign_in(http: &reqwest::Client, base: &str, user: &str) -> Result<(Stri
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let session = cookie(&resp, "outpost_session").context("session cookie")?;
     let home = http
-        .get(format!("{base}/kb"))
+        .get(format!("{base}/cases"))
         .header(header::COOKIE, &session)
         .send()
         .await?
@@ -493,5 +493,20 @@ async fn console_pages_search_suggest_draft_and_report() -> Result<()> {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/pdf");
     assert!(resp.bytes().await?.starts_with(b"%PDF-"));
+
+    // A customer finds its own report in the navigation, and no other.
+    let (jana, _) = sign_in(&http, &base, "jana").await?;
+    let as_jana = |path: &str| {
+        http.get(format!("{base}{path}"))
+            .header(header::COOKIE, &jana)
+            .send()
+    };
+    let html = as_jana("/cases").await?.text().await?;
+    assert!(html.contains("href=\"/console/organizations/1/service-report\""));
+    let resp = as_jana("/console/organizations/1/service-report").await?;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await?.contains("Nordwind Logistik GmbH"));
+    let resp = as_jana("/console/organizations/2/service-report").await?;
+    assert_eq!(resp.status(), 404);
     Ok(())
 }

@@ -29,7 +29,7 @@ fn render_first_page(pdf: &Path) -> Result<f64> {
     let file = std::fs::File::open(&png_path)?;
     let decoder = png::Decoder::new(std::io::BufReader::new(file));
     let mut reader = decoder.read_info()?;
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let mut buf = vec![0; reader.output_buffer_size().context("PNG size")?];
     let info = reader.next_frame(&mut buf)?;
     // A4 or Letter at 40 dpi: about 330 x 440 pixels, portrait.
     assert!(

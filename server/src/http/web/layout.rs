@@ -21,6 +21,8 @@ pub enum Nav {
     NewCase,
     Dashboard,
     Knowledge,
+    /// A customer's own service report.
+    Report,
     None,
 }
 
@@ -94,6 +96,9 @@ impl<'a> Page<'a> {
                             @if p.role == Role::Customer {
                                 (link(Nav::Cases, "/cases", "Our cases"))
                                 (link(Nav::NewCase, "/cases/new", "Report a problem"))
+                                @if let Some(org) = p.organization_id {
+                                    (link(Nav::Report, &format!("/console/organizations/{org}/service-report"), "Service report"))
+                                }
                             } @else {
                                 (link(Nav::Console, "/console", "Call center"))
                                 (link(Nav::Queues, "/queues", "Queues"))

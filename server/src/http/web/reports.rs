@@ -65,10 +65,16 @@ pub async fn page(
         }
         section.card { (crate::reports::html::body(&r)) }
     };
+    // A customer reaches it from the navigation; staff from the dossier.
+    let nav = if who.principal.role.is_staff() {
+        Nav::None
+    } else {
+        Nav::Report
+    };
     Ok(Page::new(
         &who,
         format!("Service report: {}", r.organization_name),
-        Nav::None,
+        nav,
     )
     .response(body))
 }
