@@ -436,10 +436,20 @@ pub async fn serve(
     // also filled in below.
     let rma_cell: Arc<std::sync::OnceLock<crate::rma::Rma>> = Arc::default();
     let rcell = rma_cell.clone();
+    // Field promises (`field:<case id>`) go to the field service.
+    let field_cell: Arc<std::sync::OnceLock<crate::field::Field>> = Arc::default();
+    let fcell = field_cell.clone();
     let others: crate::sla::timers::Handler = Arc::new(move |t| {
         let cell = cell.clone();
         let rcell = rcell.clone();
+        let fcell = fcell.clone();
         Box::pin(async move {
+            if t.owner.starts_with("field:") {
+                return match fcell.get() {
+                    Some(f) => f.fire(&t).await.map_err(|e| e.to_string()),
+                    None => Err("the field service is starting".into()),
+                };
+            }
             if t.owner.starts_with("shipment:") {
                 return match rcell.get() {
                     Some(r) => r.fire(&t).await.map_err(|e| e.to_string()),
@@ -495,7 +505,9 @@ pub async fn serve(
     notifier.start(stop.subscribe());
     let rma = crate::rma::Rma::new(cases.clone(), registry.clone(), config.rma.clone());
     let _ = rma_cell.set(rma.clone());
-    let state = crate::http::AppState::with_cases(cases, registry)
+    let state = crate::http::AppState::with_cases(cases, registry);
+    let _ = field_cell.set(state.field.clone());
+    let state = state
         .with_agents(agents)
         .with_rma(rma)
         .with_relay(relay.clone())

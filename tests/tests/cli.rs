@@ -191,6 +191,16 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/shipments", "get"),
         ("/api/v1/shipments/{id}", "get"),
         ("/api/v1/shipments/{id}/{step}", "post"),
+        ("/api/v1/stock/ledger", "get"),
+        ("/api/v1/stock/units", "get"),
+        ("/api/v1/cases/{number}/visits", "post"),
+        ("/api/v1/cases/{number}/visits", "get"),
+        ("/api/v1/visits", "get"),
+        ("/api/v1/visits/{id}/{step}", "post"),
+        ("/api/v1/inspection-schedules", "post"),
+        ("/api/v1/inspection-schedules", "get"),
+        ("/api/v1/inspection-schedules/{id}/inspections", "post"),
+        ("/api/v1/inspections", "get"),
     ];
     let documented: usize = paths
         .values()

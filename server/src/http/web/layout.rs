@@ -20,6 +20,7 @@ pub enum Nav {
     Cases,
     NewCase,
     Dashboard,
+    Inspections,
     None,
 }
 
@@ -98,6 +99,7 @@ impl<'a> Page<'a> {
                                 (link(Nav::Queues, "/queues", "Queues"))
                                 (link(Nav::Cases, "/cases", "Cases"))
                                 (link(Nav::Dashboard, "/dashboard", "Dashboard"))
+                                (link(Nav::Inspections, "/inspections", "Inspections"))
                             }
                         }
                         div.who {

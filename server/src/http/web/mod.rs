@@ -32,6 +32,7 @@ pub mod layout;
 pub mod queues;
 pub mod spares;
 pub mod topology;
+pub mod visits;
 
 pub use layout::{Page, WebError, WebResult};
 
@@ -58,6 +59,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/cases/{number}/{action}", post(cases::act))
         .route("/cases/{number}/spare", post(spares::request))
         .route("/cases/{number}/shipments/{id}/{step}", post(spares::step))
+        .route("/cases/{number}/visit", post(visits::schedule))
+        .route("/cases/{number}/visits/{id}/{step}", post(visits::step))
+        .route("/inspections", get(visits::page))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/{file}", get(dashboard::download))
 }
