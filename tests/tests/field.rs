@@ -633,3 +633,324 @@ async fn inspections_sqlite() -> Result<()> {
 async fn inspections_postgres() -> Result<()> {
     inspections(Backend::Postgres).await
 }
+
+/// The stock ledger and the spare units follow shipments too: reserve on
+/// approval, ship (the unit by serial) and release on a cancel; taking
+/// units away by serial needs them in stock, and never below the reserved.
+async fn ledger_follows_shipments(backend: Backend) -> Result<()> {
+    let s = Server::start(backend).await?;
+    let w = World::build(&s).await?;
+    s.post_ok(
+        "/api/v1/parts",
+        &w.rma,
+        json!({ "part_number": "FAN-2", "vendor": "Cisco", "model": "FAN", "compatible_models": ["X1"] }),
+    )
+    .await?;
+    let wh = s
+        .post_ok(
+            "/api/v1/warehouses",
+            &w.rma,
+            json!({ "name": "Depot", "address": "Hafenstr. 2" }),
+        )
+        .await?;
+    let wid = wh["id"].as_i64().context("warehouse id")?;
+    s.post_ok(
+        "/api/v1/stock",
+        &w.rma,
+        json!({ "part_number": "FAN-2", "warehouse_id": wid, "delta": 3, "serials": ["F1", "F2", "F3"] }),
+    )
+    .await?;
+    expect_4xx(
+        &s,
+        "/api/v1/stock",
+        &w.rma,
+        json!({ "part_number": "FAN-2", "warehouse_id": wid, "delta": 2, "serials": ["F4", "F4"] }),
+        422,
+        "given twice",
+    )
+    .await?;
+    expect_4xx(
+        &s,
+        "/api/v1/stock",
+        &w.rma,
+        json!({ "part_number": "FAN-2", "warehouse_id": wid, "delta": 1, "serials": ["F1"] }),
+        409,
+        "serials",
+    )
+    .await?;
+    let number = w.open_case(&s, false, "fan tray failed").await?;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let sh = s
+            .post_ok(
+                &format!("/api/v1/cases/{number}/shipments"),
+                &w.engineer.1,
+                json!({ "part_number": "FAN-2", "warehouse_id": wid, "quantity": 1 }),
+            )
+            .await?;
+        let id = sh["id"].as_i64().context("shipment id")?;
+        s.post_ok(
+            &format!("/api/v1/shipments/{id}/approve"),
+            &w.rma,
+            json!({}),
+        )
+        .await?;
+        ids.push(id);
+    }
+    // One unit is left unreserved: taking two away is refused whole.
+    expect_4xx(
+        &s,
+        "/api/v1/stock",
+        &w.rma,
+        json!({ "part_number": "FAN-2", "warehouse_id": wid, "delta": -2 }),
+        409,
+        "fewer unreserved",
+    )
+    .await?;
+    expect_4xx(
+        &s,
+        "/api/v1/stock",
+        &w.rma,
+        json!({ "part_number": "FAN-2", "warehouse_id": wid, "delta": -1, "serials": ["F9"] }),
+        422,
+        "F9",
+    )
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/shipments/{}/pick", ids[0]),
+        &w.rma,
+        json!({}),
+    )
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/shipments/{}/ship", ids[0]),
+        &w.rma,
+        json!({ "carrier": "DHL", "tracking_number": "JD1", "spare_serial": "F2" }),
+    )
+    .await?;
+    s.post_ok(
+        &format!("/api/v1/shipments/{}/cancel", ids[1]),
+        &w.rma,
+        json!({ "reason": "duplicate request" }),
+    )
+    .await?;
+    s.post_ok(
+        "/api/v1/stock",
+        &w.rma,
+        json!({ "part_number": "FAN-2", "warehouse_id": wid, "delta": -1, "serials": ["F3"] }),
+    )
+    .await?;
+    let (_, ledger) = s
+        .get(
+            &format!("/api/v1/stock/ledger?part_number=FAN-2&warehouse_id={wid}"),
+            &w.dispatcher,
+        )
+        .await?;
+    let rows: Vec<(String, i64, i64, Value)> = ledger
+        .as_array()
+        .context("ledger")?
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap_or_default().to_string(),
+                l["on_hand_delta"].as_i64().unwrap_or(0),
+                l["reserved_delta"].as_i64().unwrap_or(0),
+                l["shipment_id"].clone(),
+            )
+        })
+        .collect();
+    let (a, b) = (json!(ids[0]), json!(ids[1]));
+    assert_eq!(
+        rows,
+        vec![
+            ("remove".into(), -1, 0, Value::Null),
+            ("release".into(), 0, -1, b.clone()),
+            ("ship".into(), -1, -1, a.clone()),
+            ("reserve".into(), 0, 1, b),
+            ("reserve".into(), 0, 1, a),
+            ("receive".into(), 1, 0, Value::Null),
+            ("receive".into(), 1, 0, Value::Null),
+            ("receive".into(), 1, 0, Value::Null),
+        ],
+        "{ledger}"
+    );
+    // The ledger adds up to the stock.
+    let on_hand: i64 = rows.iter().map(|r| r.1).sum();
+    let reserved: i64 = rows.iter().map(|r| r.2).sum();
+    let (_, stock) = s.get("/api/v1/stock?part_number=FAN-2", &w.rma).await?;
+    assert_eq!(stock[0]["on_hand"], on_hand);
+    assert_eq!(stock[0]["reserved"], reserved);
+    let (_, units) = s
+        .get("/api/v1/stock/units?part_number=FAN-2", &w.rma)
+        .await?;
+    let states: Vec<(&str, &str)> = units
+        .as_array()
+        .context("units")?
+        .iter()
+        .map(|u| {
+            (
+                u["serial"].as_str().unwrap_or_default(),
+                u["state"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("F1", "in_stock"), ("F2", "shipped"), ("F3", "removed")]
+    );
+    assert_eq!(units[1]["shipment_id"], ids[0]);
+    let (st, _) = s.get("/api/v1/stock/ledger", &w.customer_a).await?;
+    assert_eq!(st, 403);
+    Ok(())
+}
+
+#[tokio::test]
+async fn ledger_follows_shipments_sqlite() -> Result<()> {
+    ledger_follows_shipments(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn ledger_follows_shipments_postgres() -> Result<()> {
+    ledger_follows_shipments(Backend::Postgres).await
+}
+
+/// A browser signed in as the user of `token` (given a password first):
+/// its session cookie.
+async fn sign_in(s: &Server, http: &reqwest::Client, token: &str) -> Result<String> {
+    use reqwest::header;
+    let (_, me) = s.get("/api/v1/me", token).await?;
+    let username = me["username"].as_str().context("username")?.to_string();
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{}/password", me["id"]),
+            &s.admin_token,
+            Some(json!({ "password": "a console password" })),
+        )
+        .await?;
+    ensure!(st == 204, "password: {st} {v}");
+    let resp = http.get(format!("{}/login", s.base)).send().await?;
+    let login_cookie = cookie(&resp, "outpost_login").context("login cookie")?;
+    let page = resp.text().await?;
+    let csrf = csrf_of(&page)?;
+    let resp = http
+        .post(format!("{}/login", s.base))
+        .header(header::COOKIE, login_cookie)
+        .form(&[
+            ("username", username.as_str()),
+            ("password", "a console password"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await?;
+    ensure!(resp.status() == 303, "sign-in: {}", resp.status());
+    cookie(&resp, "outpost_session").context("session cookie")
+}
+
+fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(String::from)
+}
+
+fn csrf_of(page: &str) -> Result<String> {
+    let at = page.find("name=\"csrf\" value=\"").context("csrf field")? + 19;
+    Ok(page[at..].split('"').next().unwrap_or_default().to_string())
+}
+
+/// The console: the case workspace's visits panel schedules a visit and
+/// moves it on through the same domain calls as the API; the inspections
+/// page lists the overdue schedule; customers are kept out of it.
+#[tokio::test]
+async fn console_visits_and_inspections() -> Result<()> {
+    let s = Server::start(Backend::Sqlite).await?;
+    let w = World::build(&s).await?;
+    let kid = contract_a(&s, &w).await?;
+    s.call(
+        Method::PATCH,
+        &format!("/api/v1/contracts/{kid}"),
+        &w.admin,
+        Some(json!({ "onsite_within": "12h" })),
+    )
+    .await?;
+    site_a(&s, &w).await?;
+    let yesterday = (Utc::now().date_naive() - Duration::days(1)).to_string();
+    s.post_ok(
+        "/api/v1/inspection-schedules",
+        &w.dispatcher,
+        json!({ "contract_id": kid, "name": "Quarterly, Hamburg", "interval_days": 91,
+                "first_due": yesterday, "checklist": ["Fans"] }),
+    )
+    .await?;
+    let number = w.open_case(&s, false, "needs a technician").await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let dana = sign_in(&s, &http, &w.dispatcher).await?;
+    let get = |path: String, session: &str| {
+        http.get(format!("{}{path}", s.base))
+            .header(reqwest::header::COOKIE, session.to_string())
+            .send()
+    };
+    let page = get(format!("/cases/{number}"), &dana).await?.text().await?;
+    ensure!(page.contains("Schedule a visit"), "the schedule form");
+    let csrf = csrf_of(&page)?;
+    let when = (Utc::now() + Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        http.post(format!("{}{path}", s.base))
+            .header(reqwest::header::COOKIE, dana.clone())
+            .form(&form)
+            .send()
+    };
+    let resp = post(
+        format!("/cases/{number}/visit"),
+        vec![
+            ("csrf", csrf.clone()),
+            ("engineer_id", w.engineer.0.to_string()),
+            ("scheduled_at", when),
+        ],
+    )
+    .await?;
+    ensure!(resp.status() == 303, "schedule: {}", resp.status());
+    let (_, cv) = s
+        .get(&format!("/api/v1/cases/{number}/visits"), &w.dispatcher)
+        .await?;
+    let id = cv["visits"][0]["id"].as_i64().context("visit scheduled")?;
+    assert_eq!(cv["visits"][0]["address"], "Hafenstr. 1, 20457 Hamburg");
+    let page = get(format!("/cases/{number}"), &dana).await?.text().await?;
+    ensure!(page.contains("Field visits") && page.contains("Engineer on site by"));
+    ensure!(page.contains(&format!("/cases/{number}/visits/{id}/check-in")));
+    // A form without the CSRF token changes nothing.
+    let resp = post(format!("/cases/{number}/visits/{id}/check-in"), vec![]).await?;
+    ensure!(
+        resp.status().is_client_error(),
+        "no csrf: {}",
+        resp.status()
+    );
+    let resp = post(
+        format!("/cases/{number}/visits/{id}/check-in"),
+        vec![("csrf", csrf.clone())],
+    )
+    .await?;
+    ensure!(resp.status() == 303, "check-in: {}", resp.status());
+    let (_, cv) = s
+        .get(&format!("/api/v1/cases/{number}/visits"), &w.dispatcher)
+        .await?;
+    assert_eq!(cv["visits"][0]["state"], "checked_in");
+    assert!(cv["promises"]["onsite"]["met_at"].is_string());
+    let page = get("/inspections".into(), &dana).await?.text().await?;
+    ensure!(
+        page.contains("Quarterly, Hamburg") && page.contains("overdue"),
+        "the overdue schedule is listed"
+    );
+    let jana = sign_in(&s, &http, &w.customer_a).await?;
+    let resp = get("/inspections".into(), &jana).await?;
+    assert_eq!(resp.status(), 403);
+    Ok(())
+}

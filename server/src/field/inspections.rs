@@ -190,7 +190,7 @@ impl Field {
             let it = text(&format!("checklist[{i}]"), it, 500)?;
             if items.contains(&it) {
                 return Err(Error::invalid(
-                    &format!("checklist[{i}]"),
+                    format!("checklist[{i}]"),
                     format!("{it:?} is listed twice"),
                 ));
             }
@@ -317,23 +317,23 @@ impl Field {
             let item = a.item.trim().to_string();
             if !schedule.checklist.contains(&item) {
                 return Err(Error::invalid(
-                    &f("item"),
+                    f("item"),
                     format!("{item:?} is not on the schedule's checklist"),
                 ));
             }
             if items.iter().any(|x: &InspectionItem| x.item == item) {
                 return Err(Error::invalid(
-                    &f("item"),
+                    f("item"),
                     format!("{item:?} is answered twice"),
                 ));
             }
             let note = opt_text(&f("note"), &a.note, 4000)?;
             if a.result == ItemResult::Finding && note.is_none() {
-                return Err(Error::invalid(&f("note"), "describe the finding"));
+                return Err(Error::invalid(f("note"), "describe the finding"));
             }
             if a.open_case && a.result != ItemResult::Finding {
                 return Err(Error::invalid(
-                    &f("open_case"),
+                    f("open_case"),
                     "a follow-up case is opened for a finding only",
                 ));
             }

@@ -92,12 +92,14 @@ pub fn step_state(step: &str) -> Result<VisitState> {
         "check-out" => VisitState::CheckedOut,
         "sign-off" => VisitState::SignedOff,
         "cancel" => VisitState::Cancelled,
-        other => return Err(Error::invalid(
-            "step",
-            format!(
+        other => {
+            return Err(Error::invalid(
+                "step",
+                format!(
                 "unknown step {other:?}; expected one of: check-in, check-out, sign-off, cancel"
             ),
-        )),
+            ))
+        }
     })
 }
 
@@ -593,16 +595,16 @@ impl Field {
             let f = |k: &str| format!("parts_used[{i}].{k}");
             if p.quantity < 1 {
                 return Err(Error::invalid(
-                    &f("quantity"),
+                    f("quantity"),
                     format!("{} is not a positive number of units", p.quantity),
                 ));
             }
             if p.quantity > 10_000 {
-                return Err(Error::invalid(&f("quantity"), "is more than 10000 units"));
+                return Err(Error::invalid(f("quantity"), "is more than 10000 units"));
             }
             let number = ident(&f("part_number"), &p.part_number, 100)?;
             let part = self.store().part_by_number(&number).await?.ok_or_else(|| {
-                Error::invalid(&f("part_number"), format!("no part numbered {number:?}"))
+                Error::invalid(f("part_number"), format!("no part numbered {number:?}"))
             })?;
             let wh = self
                 .store()
@@ -610,7 +612,7 @@ impl Field {
                 .await?
                 .ok_or_else(|| {
                     Error::invalid(
-                        &f("warehouse_id"),
+                        f("warehouse_id"),
                         format!("no warehouse with id {}", p.warehouse_id),
                     )
                 })?;
@@ -620,7 +622,7 @@ impl Field {
             };
             if serial.is_some() && p.quantity != 1 {
                 return Err(Error::invalid(
-                    &f("serial"),
+                    f("serial"),
                     "names one unit; give quantity 1 per serial",
                 ));
             }
