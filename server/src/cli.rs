@@ -440,15 +440,25 @@ pub async fn serve(
     // reports service, also filled in below.
     let reports_cell: Arc<std::sync::OnceLock<crate::reports::Reports>> = Arc::default();
     let pcell = reports_cell.clone();
+    // Field promises (`field:<case id>`) go to the field service.
+    let field_cell: Arc<std::sync::OnceLock<crate::field::Field>> = Arc::default();
+    let fcell = field_cell.clone();
     let others: crate::sla::timers::Handler = Arc::new(move |t| {
         let cell = cell.clone();
         let rcell = rcell.clone();
         let pcell = pcell.clone();
+        let fcell = fcell.clone();
         Box::pin(async move {
             if t.owner.starts_with("report:") {
                 return match pcell.get() {
                     Some(r) => r.fire(&t).await,
                     None => Err("the reports service is starting".into()),
+                };
+            }
+            if t.owner.starts_with("field:") {
+                return match fcell.get() {
+                    Some(f) => f.fire(&t).await.map_err(|e| e.to_string()),
+                    None => Err("the field service is starting".into()),
                 };
             }
             if t.owner.starts_with("shipment:") {
@@ -516,7 +526,9 @@ pub async fn serve(
     .with_mail(&notify)
     .map_err(anyhow::Error::msg)?;
     let _ = reports_cell.set(reports.clone());
-    let state = crate::http::AppState::with_cases(cases, registry)
+    let state = crate::http::AppState::with_cases(cases, registry);
+    let _ = field_cell.set(state.field.clone());
+    let state = state
         .with_agents(agents)
         .with_rma(rma)
         .with_reports(reports)

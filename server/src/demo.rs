@@ -10,6 +10,7 @@ use crate::cases::*;
 use crate::clock::{Clock, ManualClock};
 use crate::directory::*;
 use crate::error::Result;
+use crate::sla::policy::Span;
 use crate::store::Store;
 
 const MAIN_CODE: &str = "10042";
@@ -450,7 +451,11 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
     ] {
         store
             .insert_contract(
-                &NewContract { organization_id: org.id, number: number.into(), starts_on: from.into(), ends_on: to.into(), coverage, sla_policy: None, calendar: None, description: Some(desc.into()), remote_access_approval: false, device_ids: devs }.validate()?,
+                &NewContract { organization_id: org.id, number: number.into(), starts_on: from.into(), ends_on: to.into(), coverage, sla_policy: None, calendar: None, description: Some(desc.into()), remote_access_approval: false,
+                    // The core contract's promises (its description says them).
+                    onsite_within: (coverage == Coverage::H24x7).then(|| Span::hours(12)),
+                    repair_within: (coverage == Coverage::H24x7).then(|| Span::hours(48)),
+                    device_ids: devs }.validate()?,
                 start,
             )
             .await?;
@@ -467,6 +472,8 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
                 calendar: None,
                 description: None,
                 remote_access_approval: false,
+                onsite_within: None,
+                repair_within: None,
                 device_ids: vec![clinic_sw.id],
             }
             .validate()?,
@@ -883,10 +890,64 @@ async fn seed_data(store: &Store, now: chrono::DateTime<Utc>) -> Result<()> {
     if let Some(admin) = users.get("admin") {
         seed_topology(store, org.id, admin.id, &ids, now).await?;
         seed_spares(&cases, &principal(admin)).await?;
+        seed_inspections(&cases, &principal(admin), hq.id, now).await?;
     }
     if let Some(tomas) = users.get("tomas") {
         let authors = [&erik, &emma, &xavier, &principal(tomas)];
         seed_kb(&cases, authors, [&kb_psu, &kb_backup]).await?;
+    }
+    Ok(())
+}
+
+/// Preventive inspection schedules: Hamburg HQ's quarterly one overdue by
+/// three days (the inspections page shows it), Bremen's monthly one due in
+/// twenty days.
+async fn seed_inspections(
+    cases: &Cases,
+    admin: &Principal,
+    hq: i64,
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    use crate::field::inspections::NewSchedule;
+    let sla =
+        crate::sla::settings::SlaSettings::load(cases.store.clone(), Default::default()).await?;
+    let field = crate::field::Field::new(cases.clone(), sla);
+    for (contract, site, name, every, due_in) in [
+        (
+            "NW-24x7-001",
+            Some(hq),
+            "Quarterly inspection, Hamburg HQ",
+            91,
+            -3,
+        ),
+        ("NW-5x8-002", None, "Monthly inspection, Bremen", 30, 20),
+    ] {
+        let Some(k) = cases.store.contract_by_number(contract).await? else {
+            continue;
+        };
+        field
+            .create_schedule(
+                admin,
+                &NewSchedule {
+                    contract_id: k.id,
+                    site_id: site,
+                    name: name.into(),
+                    interval_days: every,
+                    // Within the contract's term, whatever the date today.
+                    first_due: (now + Duration::days(due_in))
+                        .date_naive()
+                        .clamp(k.starts_on, k.ends_on)
+                        .format("%Y-%m-%d")
+                        .to_string(),
+                    checklist: vec![
+                        "Fans and filters clean".into(),
+                        "Power supplies redundant and healthy".into(),
+                        "Logs free of hardware errors".into(),
+                        "Firmware at the recommended release".into(),
+                    ],
+                },
+            )
+            .await?;
     }
     Ok(())
 }
@@ -1190,6 +1251,7 @@ async fn seed_spares(cases: &Cases, admin: &Principal) -> Result<()> {
                 part_number: number.into(),
                 warehouse_id: depot.id,
                 delta: units,
+                serials: vec![],
             },
         )
         .await?;

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use crate::auth::Role;
 use crate::cases::model::text_enum;
 use crate::error::{Error, Result};
+use crate::sla::policy::Span;
 use crate::validate::{date, ident, opt_date, opt_email, opt_phone, opt_text, text};
 
 // ---------------------------------------------------------------- organisations
@@ -217,6 +218,12 @@ pub struct Contract {
     /// Remote login to the contract's devices needs a customer user's
     /// approval per case (besides the case itself).
     pub remote_access_approval: bool,
+    /// The on-site promise: an engineer on site within this much time on
+    /// the case's calendar after the case opened (SPEC.md 4), e.g. `12h`.
+    pub onsite_within: Option<Span>,
+    /// The repair promise: repaired within this much time after the case
+    /// opened, else backup equipment, e.g. `48h`.
+    pub repair_within: Option<Span>,
     pub created_at: DateTime<Utc>,
     /// Devices the contract covers.
     pub device_ids: Vec<i64>,
@@ -247,6 +254,12 @@ pub struct NewContract {
     /// Remote login needs a customer user's approval per case. Default false.
     #[serde(default)]
     pub remote_access_approval: bool,
+    /// On-site promise, e.g. `12h` (none: no promise).
+    #[serde(default)]
+    pub onsite_within: Option<Span>,
+    /// Repair promise, e.g. `48h` (none: no promise).
+    #[serde(default)]
+    pub repair_within: Option<Span>,
     #[serde(default)]
     pub device_ids: Vec<i64>,
 }
@@ -263,7 +276,20 @@ pub struct ContractRecord {
     pub calendar: Option<String>,
     pub description: Option<String>,
     pub remote_access_approval: bool,
+    pub onsite_within: Option<Span>,
+    pub repair_within: Option<Span>,
     pub device_ids: Vec<i64>,
+}
+
+/// A promise span: at least a minute.
+fn promise(field: &str, s: Option<Span>) -> Result<Option<Span>> {
+    match s {
+        Some(s) if s.0 < std::time::Duration::from_secs(60) => Err(Error::invalid(
+            field,
+            format!("{s} is shorter than a minute"),
+        )),
+        s => Ok(s),
+    }
 }
 
 impl NewContract {
@@ -289,6 +315,8 @@ impl NewContract {
             calendar: opt_text("calendar", &self.calendar, 64)?,
             description: opt_text("description", &self.description, 4000)?,
             remote_access_approval: self.remote_access_approval,
+            onsite_within: promise("onsite_within", self.onsite_within)?,
+            repair_within: promise("repair_within", self.repair_within)?,
             device_ids,
         })
     }
@@ -928,6 +956,14 @@ pub struct ContractPatch {
     pub description: Option<Option<String>>,
     #[serde(default)]
     pub remote_access_approval: Option<bool>,
+    /// null removes the promise.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub onsite_within: Option<Option<Span>>,
+    /// null removes the promise.
+    #[serde(default, deserialize_with = "double")]
+    #[schema(value_type = Option<String>)]
+    pub repair_within: Option<Option<Span>>,
     /// The complete new set of covered devices.
     #[serde(default)]
     pub device_ids: Option<Vec<i64>>,
@@ -949,6 +985,8 @@ impl ContractPatch {
             remote_access_approval: self
                 .remote_access_approval
                 .unwrap_or(c.remote_access_approval),
+            onsite_within: self.onsite_within.unwrap_or(c.onsite_within),
+            repair_within: self.repair_within.unwrap_or(c.repair_within),
             device_ids: self
                 .device_ids
                 .clone()

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod directory;
 pub mod error;
+pub mod field;
 pub mod http;
 pub mod kb;
 pub mod notify;

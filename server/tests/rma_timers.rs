@@ -183,6 +183,7 @@ async fn deadlines_fire_once_on_a_driven_clock(db: &Db) -> anyhow::Result<()> {
             part_number: "PSU-1".into(),
             warehouse_id: wh.id,
             delta: 3,
+            serials: vec![],
         },
     )
     .await?;

@@ -135,6 +135,8 @@ async fn directory_and_constraints(s: &Store) -> anyhow::Result<()> {
         calendar: None,
         description: None,
         remote_access_approval: false,
+        onsite_within: None,
+        repair_within: None,
         device_ids: vec![da.id, db.id],
     }
     .validate()?;
@@ -159,6 +161,8 @@ async fn directory_and_constraints(s: &Store) -> anyhow::Result<()> {
             calendar: None,
             description: None,
             remote_access_approval: false,
+            onsite_within: None,
+            repair_within: None,
             device_ids: vec![],
         }
     }

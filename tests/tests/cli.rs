@@ -205,6 +205,16 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/organizations/{id}/report-schedule", "get"),
         ("/api/v1/organizations/{id}/report-schedule", "put"),
         ("/api/v1/organizations/{id}/report-schedule", "delete"),
+        ("/api/v1/stock/ledger", "get"),
+        ("/api/v1/stock/units", "get"),
+        ("/api/v1/cases/{number}/visits", "post"),
+        ("/api/v1/cases/{number}/visits", "get"),
+        ("/api/v1/visits", "get"),
+        ("/api/v1/visits/{id}/{step}", "post"),
+        ("/api/v1/inspection-schedules", "post"),
+        ("/api/v1/inspection-schedules", "get"),
+        ("/api/v1/inspection-schedules/{id}/inspections", "post"),
+        ("/api/v1/inspections", "get"),
     ];
     let documented: usize = paths
         .values()

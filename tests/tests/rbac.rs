@@ -51,6 +51,7 @@ const STAFF: &[&str] = &[
 ];
 const DIRECTORY_WRITERS: &[&str] = &["admin", "dispatcher"];
 const CASE_WORKERS: &[&str] = &["admin", "dispatcher", "engineer", "expert", "manager"];
+const FIELD_WORKERS: &[&str] = &["admin", "dispatcher", "engineer", "expert"];
 
 fn ops() -> Vec<Op> {
     vec![
@@ -507,6 +508,93 @@ fn ops() -> Vec<Op> {
             needs_case: false,
         },
         Op {
+            name: "stock ledger",
+            method: Method::GET,
+            path: |_, _| "/api/v1/stock/ledger".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            name: "spare units",
+            method: Method::GET,
+            path: |_, _| "/api/v1/stock/units".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            name: "schedule visit",
+            method: Method::POST,
+            path: |_, n| format!("/api/v1/cases/{n}/visits"),
+            body: |w, _| {
+                Some(json!({ "engineer_id": w.engineer.0, "address": "Gate 1",
+                             "scheduled_at": chrono::Utc::now() + chrono::Duration::hours(2) }))
+            },
+            allowed: FIELD_WORKERS,
+            needs_case: true,
+        },
+        Op {
+            name: "case visits",
+            method: Method::GET,
+            path: |_, n| format!("/api/v1/cases/{n}/visits"),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: true,
+        },
+        Op {
+            name: "list visits",
+            method: Method::GET,
+            path: |_, _| "/api/v1/visits".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            // The world's first contract (customer A's).
+            name: "inspection schedule",
+            method: Method::POST,
+            path: |_, _| "/api/v1/inspection-schedules".into(),
+            body: |_, u| {
+                Some(
+                    json!({ "contract_id": 1, "name": format!("Quarterly {u}"), "interval_days": 91,
+                             "first_due": "2026-01-01", "checklist": ["Fans"] }),
+                )
+            },
+            allowed: DIRECTORY_WRITERS,
+            needs_case: false,
+        },
+        Op {
+            name: "inspection schedules",
+            method: Method::GET,
+            path: |_, _| "/api/v1/inspection-schedules?within_days=30".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
+            // Each recording moves schedule 1 on, so every allowed role
+            // records the next one.
+            name: "record inspection",
+            method: Method::POST,
+            path: |_, _| "/api/v1/inspection-schedules/1/inspections".into(),
+            body: |w, _| {
+                Some(
+                    json!({ "engineer_id": w.engineer.0, "items": [{ "item": "Fans", "result": "ok" }] }),
+                )
+            },
+            allowed: FIELD_WORKERS,
+            needs_case: false,
+        },
+        Op {
+            name: "list inspections",
+            method: Method::GET,
+            path: |_, _| "/api/v1/inspections".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
             name: "list shipments",
             method: Method::GET,
             path: |_, _| "/api/v1/shipments?overdue=true".into(),
@@ -648,6 +736,43 @@ async fn every_role_against_every_endpoint() -> Result<()> {
         401,
         "a revoked token is refused at once"
     );
+    Ok(())
+}
+
+/// Visit steps by role: each role tries to check in a fresh visit.
+#[tokio::test]
+async fn visit_steps_by_role() -> Result<()> {
+    let s = Server::start(Backend::Sqlite).await?;
+    let w = World::build(&s).await?;
+    let mut failures = Vec::new();
+    for role in ROLES {
+        let number = w.open_case(&s, false, "visit steps").await?;
+        let v = s
+            .post_ok(
+                &format!("/api/v1/cases/{number}/visits"),
+                &w.dispatcher,
+                json!({ "engineer_id": w.engineer.0, "address": "Gate 1",
+                        "scheduled_at": chrono::Utc::now() + chrono::Duration::hours(1) }),
+            )
+            .await?;
+        let id = v["id"].as_i64().context("visit id")?;
+        let (st, v) = s
+            .post(
+                &format!("/api/v1/visits/{id}/check-in"),
+                token(&w, role),
+                json!({}),
+            )
+            .await?;
+        let ok = if FIELD_WORKERS.contains(&role) {
+            st.is_success()
+        } else {
+            st == StatusCode::FORBIDDEN
+        };
+        if !ok {
+            failures.push(format!("{role}: check-in -> {st} {v}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }
 

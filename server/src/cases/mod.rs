@@ -10,6 +10,7 @@ pub mod history;
 pub mod model;
 pub mod shipments;
 pub mod status;
+pub mod visits;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -383,6 +383,56 @@ pub enum ActivityBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timer_id: Option<i64>,
     },
+    /// A scheduled field visit moved (`step`: scheduled, checked_in,
+    /// checked_out, signed_off, cancelled), or one of the contract's
+    /// field promises came due (`step`: onsite_warning, onsite_missed,
+    /// repair_warning, repair_missed, with the timer that fired).
+    Visit {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visit_id: Option<i64>,
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engineer: Option<UserRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        /// When the step happened (check-in, check-out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        work_done: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        parts_used: Vec<PartUsed>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repaired: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backup_equipment: Option<String>,
+        /// The customer's name signing the visit off.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signoff: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The promise deadline this step met, or the one that passed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<DateTime<Utc>>,
+        /// For promise entries: the timer that fired.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timer_id: Option<i64>,
+    },
+}
+
+/// A spare part taken from stock on a field visit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartUsed {
+    pub part_number: String,
+    pub warehouse_id: i64,
+    /// At least 1.
+    pub quantity: i64,
+    /// The spare unit's serial, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
 }
 
 impl ActivityBody {
@@ -409,6 +459,7 @@ impl ActivityBody {
             ActivityBody::RemoteApproval { .. } => "remote_approval",
             ActivityBody::Shipment { .. } => "shipment",
             ActivityBody::Entitlement { .. } => "entitlement",
+            ActivityBody::Visit { .. } => "visit",
         }
     }
 }

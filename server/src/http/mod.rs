@@ -11,6 +11,7 @@ pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod feedback;
+pub mod field;
 pub mod kb;
 pub mod relay;
 pub mod reports;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub kb: crate::kb::Kb,
     /// Service reports and their schedules.
     pub reports: crate::reports::Reports,
+    /// Field visits, field promises and preventive inspections.
+    pub field: crate::field::Field,
     /// Mark the console's cookies `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
     metrics: PrometheusHandle,
@@ -82,6 +85,7 @@ impl AppState {
                 sla.clone(),
                 Default::default(),
             ),
+            field: crate::field::Field::new(cases.clone(), sla.clone()),
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             relay: None,
@@ -227,6 +231,14 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rma::create_part, rma::list_parts))
         .routes(routes!(rma::create_warehouse, rma::list_warehouses))
         .routes(routes!(rma::list_stock, rma::adjust_stock))
+        .routes(routes!(rma::stock_ledger))
+        .routes(routes!(rma::stock_units))
+        .routes(routes!(field::schedule_visit, field::case_visits))
+        .routes(routes!(field::list_visits))
+        .routes(routes!(field::visit_step))
+        .routes(routes!(field::create_schedule, field::list_schedules))
+        .routes(routes!(field::record_inspection))
+        .routes(routes!(field::list_inspections))
         .routes(routes!(rma::request_shipment))
         .routes(routes!(rma::list_shipments))
         .routes(routes!(rma::get_shipment))

@@ -11,8 +11,8 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::AppState;
 use crate::rma::rules::ShipmentState;
 use crate::rma::{
-    step_state, NewPart, NewShipment, NewWarehouse, Part, Shipment, ShipmentStepRequest, Stock,
-    StockChange, Warehouse,
+    step_state, LedgerEntry, NewPart, NewShipment, NewWarehouse, Part, Shipment,
+    ShipmentStepRequest, SpareUnit, Stock, StockChange, Warehouse,
 };
 
 /// Add a part to the catalogue (RMA admins, admins).
@@ -189,4 +189,50 @@ pub async fn shipment_step(
 ) -> ApiResult<Json<Shipment>> {
     let to = step_state(&step)?;
     Ok(Json(s.rma.step(&who, id, to, &req).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    pub part_number: Option<String>,
+    pub warehouse_id: Option<i64>,
+    /// At most this many (default 200, at most 5000).
+    pub limit: Option<i64>,
+}
+
+/// The stock ledger, newest first: every receive, remove, reserve,
+/// release, ship and use on a field visit (staff).
+#[utoipa::path(get, path = "/api/v1/stock/ledger", tag = "spares", params(LedgerQuery),
+    responses((status = 200, body = Vec<LedgerEntry>), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stock_ledger(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiQuery(q): ApiQuery<LedgerQuery>,
+) -> ApiResult<Json<Vec<LedgerEntry>>> {
+    Ok(Json(
+        s.rma
+            .ledger(&who, q.part_number.as_deref(), q.warehouse_id, q.limit)
+            .await?,
+    ))
+}
+
+/// Spare units by serial: in stock, shipped on which shipment, used on
+/// which visit (staff).
+#[utoipa::path(get, path = "/api/v1/stock/units", tag = "spares", params(StockQuery),
+    responses((status = 200, body = Vec<SpareUnit>), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stock_units(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiQuery(q): ApiQuery<StockQuery>,
+) -> ApiResult<Json<Vec<SpareUnit>>> {
+    Ok(Json(
+        s.rma
+            .units(&who, q.part_number.as_deref(), q.warehouse_id)
+            .await?,
+    ))
 }

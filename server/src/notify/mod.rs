@@ -49,7 +49,7 @@ pub fn wants(body: &ActivityBody) -> bool {
             | ActivityBody::FaultReport { .. }
             | ActivityBody::SurveyAnswered { .. }
             | ActivityBody::Diagnosed { .. }
-    )
+    ) || plan::promise_event(body).is_some()
 }
 
 /// Most outbox rows expanded, and deliveries sent, per round.

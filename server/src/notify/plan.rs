@@ -240,6 +240,11 @@ pub fn plan(cx: &Context<'_>) -> Expansion {
             late,
             ..
         } => sla_event(cx, &mut x, *event, *level, *due_at, *late),
+        ActivityBody::Visit { due_at, reason, .. } => {
+            if let Some((promise, missed)) = promise_event(cx.body) {
+                field_promise(cx, &mut x, promise, missed, *due_at, reason.as_deref());
+            }
+        }
         ActivityBody::StatusChanged {
             to: Status::Closed, ..
         } => survey(cx, &mut x),
@@ -274,6 +279,69 @@ pub fn plan(cx: &Context<'_>) -> Expansion {
     }
     webhooks(cx, &mut x);
     x
+}
+
+/// A field promise entry (`visit` with step `onsite_warning`,
+/// `onsite_missed`, `repair_warning`, `repair_missed`): which promise, and
+/// whether it was missed (else it is the warning).
+pub fn promise_event(body: &ActivityBody) -> Option<(&'static str, bool)> {
+    match body {
+        ActivityBody::Visit { step, .. } => match step.as_str() {
+            "onsite_warning" => Some(("on-site", false)),
+            "onsite_missed" => Some(("on-site", true)),
+            "repair_warning" => Some(("repair", false)),
+            "repair_missed" => Some(("repair", true)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The contract's field promises, like the SLA clocks: the warning goes to
+/// the assignee and the dispatchers by e-mail; the miss also by SMS, and to
+/// the response-center managers (level 1) with an alert.
+fn field_promise(
+    cx: &Context<'_>,
+    x: &mut Expansion,
+    promise: &str,
+    missed: bool,
+    due: Option<DateTime<Utc>>,
+    why: Option<&str>,
+) {
+    let mut detail = why.map(|w| format!("{w}.\n")).unwrap_or_default();
+    if let Some(d) = due {
+        detail.push_str(&due_line(d, false));
+    }
+    let kind = promise.replace('-', "");
+    let m = Message {
+        reason: format!("{kind}_{}", if missed { "missed" } else { "warning" }),
+        headline: if missed {
+            format!("{promise} promise missed")
+        } else {
+            format!("{promise} promise near")
+        },
+        detail,
+        sms: missed,
+    };
+    if let Some(u) = assignee(cx) {
+        to_user(cx, x, u, &m);
+    }
+    for u in with_role(cx, Role::Dispatcher) {
+        to_user(cx, x, u, &m);
+    }
+    if missed {
+        for u in with_role(cx, Role::Manager).filter(|u| u.manager_level == Some(1)) {
+            to_user(cx, x, u, &m);
+            x.alerts.push(NewAlert {
+                user_id: u.id,
+                level: Some(1),
+                message: format!(
+                    "{}: the {promise} promise was missed: {}",
+                    cx.case.number, cx.case.summary
+                ),
+            });
+        }
+    }
 }
 
 fn sla_event(

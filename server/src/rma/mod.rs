@@ -150,6 +150,44 @@ pub struct StockChange {
     pub warehouse_id: i64,
     /// Not zero; taking away never goes below the reserved units.
     pub delta: i64,
+    /// The units' serials, one per unit (as many as `delta` units): received
+    /// units are recorded by serial; units taken away must be in stock.
+    #[serde(default)]
+    pub serials: Vec<String>,
+}
+
+/// One change of stock as the ledger recorded it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub part_number: String,
+    pub warehouse_id: i64,
+    pub warehouse: String,
+    /// receive, remove, reserve, release, ship or use (on a field visit).
+    pub kind: String,
+    pub on_hand_delta: i64,
+    pub reserved_delta: i64,
+    pub shipment_id: Option<i64>,
+    pub visit_id: Option<i64>,
+    pub serial: Option<String>,
+    pub user_id: Option<i64>,
+    pub at: DateTime<Utc>,
+}
+
+/// A spare unit known by its serial.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SpareUnit {
+    pub id: i64,
+    pub part_number: String,
+    pub warehouse_id: i64,
+    pub warehouse: String,
+    pub serial: String,
+    /// in_stock, shipped (on `shipment_id`), used (on `visit_id`), removed.
+    pub state: String,
+    pub shipment_id: Option<i64>,
+    pub visit_id: Option<i64>,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -485,10 +523,38 @@ impl Rma {
         if req.delta == 0 {
             return Err(Error::invalid("delta", "must not be zero"));
         }
+        if req.delta.abs() > 1_000_000 {
+            return Err(Error::invalid("delta", "is more than 1000000 units"));
+        }
+        let mut serials = Vec::with_capacity(req.serials.len());
+        for (i, s) in req.serials.iter().enumerate() {
+            let s = ident(&format!("serials[{i}]"), s, 100)?;
+            if serials.contains(&s) {
+                return Err(Error::invalid("serials", format!("{s:?} is given twice")));
+            }
+            serials.push(s);
+        }
+        if !serials.is_empty() && serials.len() as i64 != req.delta.abs() {
+            return Err(Error::invalid(
+                "serials",
+                format!(
+                    "{} serials for {} units; give one per unit or none",
+                    serials.len(),
+                    req.delta.abs()
+                ),
+            ));
+        }
         let part = self.part(&req.part_number).await?;
         let wh = self.warehouse(req.warehouse_id, "warehouse_id").await?;
         self.store()
-            .adjust_stock(part.id, wh.id, req.delta, self.cases.clock.now())
+            .adjust_stock(
+                part.id,
+                wh.id,
+                req.delta,
+                &serials,
+                Some(who.user_id),
+                self.cases.clock.now(),
+            )
             .await
             .map_err(|e| match e {
                 Error::Conflict(m) => Error::conflict(format!(
@@ -504,6 +570,72 @@ impl Rma {
             .next()
             .map(stock_view)
             .ok_or_else(|| Error::Corrupt("stock row vanished".into()))
+    }
+
+    /// The stock ledger, newest first, of one part and/or warehouse.
+    pub async fn ledger(
+        &self,
+        who: &Principal,
+        part_number: Option<&str>,
+        warehouse_id: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Vec<LedgerEntry>> {
+        who.require(Action::ReadSpares)?;
+        let part = match part_number {
+            Some(n) => Some(self.part(n).await?.id),
+            None => None,
+        };
+        let rows = self
+            .store()
+            .stock_ledger(part, warehouse_id, limit.unwrap_or(200).clamp(1, 5000))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LedgerEntry {
+                id: r.id,
+                part_number: r.part_number,
+                warehouse_id: r.warehouse_id,
+                warehouse: r.warehouse_name,
+                kind: r.kind,
+                on_hand_delta: r.on_hand_delta,
+                reserved_delta: r.reserved_delta,
+                shipment_id: r.shipment_id,
+                visit_id: r.visit_id,
+                serial: r.serial,
+                user_id: r.user_id,
+                at: from_micros(r.at),
+            })
+            .collect())
+    }
+
+    /// Spare units by serial, of one part and/or warehouse.
+    pub async fn units(
+        &self,
+        who: &Principal,
+        part_number: Option<&str>,
+        warehouse_id: Option<i64>,
+    ) -> Result<Vec<SpareUnit>> {
+        who.require(Action::ReadSpares)?;
+        let part = match part_number {
+            Some(n) => Some(self.part(n).await?.id),
+            None => None,
+        };
+        let rows = self.store().spare_units(part, warehouse_id, 5000).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SpareUnit {
+                id: r.id,
+                part_number: r.part_number,
+                warehouse_id: r.warehouse_id,
+                warehouse: r.warehouse_name,
+                serial: r.serial,
+                state: r.state,
+                shipment_id: r.shipment_id,
+                visit_id: r.visit_id,
+                received_at: from_micros(r.received_at),
+                updated_at: from_micros(r.updated_at),
+            })
+            .collect())
     }
 
     // --------------------------------------------------------- shipments

@@ -107,7 +107,17 @@ struct ContractRow {
     calendar: Option<String>,
     description: Option<String>,
     remote_access_approval: bool,
+    onsite_within_secs: Option<i64>,
+    repair_within_secs: Option<i64>,
     created_at: i64,
+}
+
+fn span_of(secs: i64) -> crate::sla::policy::Span {
+    crate::sla::policy::Span::secs(secs.max(0) as u64)
+}
+
+fn secs_of(s: crate::sla::policy::Span) -> i64 {
+    i64::try_from(s.0.as_secs()).unwrap_or(i64::MAX)
 }
 
 impl ContractRow {
@@ -123,6 +133,8 @@ impl ContractRow {
             calendar: self.calendar,
             description: self.description,
             remote_access_approval: self.remote_access_approval,
+            onsite_within: self.onsite_within_secs.map(span_of),
+            repair_within: self.repair_within_secs.map(span_of),
             created_at: from_micros(self.created_at),
             device_ids,
         })
@@ -206,7 +218,7 @@ macro_rules! link_devices {
 
 const ORG_COLS: &str = "id, customer_code, name, phone, email, address, notes, created_at";
 const SITE_COLS: &str = "id, organization_id, name, address, timezone, created_at";
-const CONTRACT_COLS: &str = "id, organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, remote_access_approval, created_at";
+const CONTRACT_COLS: &str = "id, organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, remote_access_approval, onsite_within_secs, repair_within_secs, created_at";
 pub(crate) const DEVICE_COLS: &str = "id, organization_id, site_id, name, device_type, vendor, model, serial, firmware_version, warranty_end, created_at, agent_id, agent_target, software_version, sys_object_id, last_seen_at, stale_since";
 
 fn date_text(d: NaiveDate) -> String {
@@ -518,8 +530,8 @@ impl Store {
         let row: ContractRow = write!(self, |p, _d| {
             let mut tx = p.begin().await?;
             let row: ContractRow = sqlx::query_as(&format!(
-                "INSERT INTO contracts (organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, created_at, remote_access_approval)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {CONTRACT_COLS}"
+                "INSERT INTO contracts (organization_id, number, starts_on, ends_on, coverage, sla_policy, calendar, description, created_at, remote_access_approval, onsite_within_secs, repair_within_secs)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {CONTRACT_COLS}"
             ))
             .bind(c.organization_id)
             .bind(&c.number)
@@ -531,6 +543,8 @@ impl Store {
             .bind(&c.description)
             .bind(to_micros(now))
             .bind(c.remote_access_approval)
+            .bind(c.onsite_within.map(secs_of))
+            .bind(c.repair_within.map(secs_of))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| map_db_err(e, "number"))?;
@@ -547,7 +561,8 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
                 "UPDATE contracts SET starts_on = $1, ends_on = $2, coverage = $3, sla_policy = $4,
-                    calendar = $5, description = $6, remote_access_approval = $8 WHERE id = $7",
+                    calendar = $5, description = $6, remote_access_approval = $8,
+                    onsite_within_secs = $9, repair_within_secs = $10 WHERE id = $7",
             )
             .bind(date_text(c.starts_on))
             .bind(date_text(c.ends_on))
@@ -557,6 +572,8 @@ impl Store {
             .bind(&c.description)
             .bind(id)
             .bind(c.remote_access_approval)
+            .bind(c.onsite_within.map(secs_of))
+            .bind(c.repair_within.map(secs_of))
             .execute(&mut *tx)
             .await
             .map_err(|e| map_db_err(e, "contract"))?

@@ -16,6 +16,7 @@ pub mod backup;
 pub mod cases;
 pub mod dashboard;
 pub mod directory;
+pub mod field;
 pub mod kb;
 pub mod meta;
 pub mod notify;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::cases::{chain, insert_entry, insert_outbox, CaseRow, PendingEntry, CASE_SELECT};
+use super::field::ledger;
 use super::{map_db_err, read, write, Dialect, Store};
 use crate::clock::to_micros;
 use crate::error::{Error, Result};
@@ -343,17 +344,23 @@ impl Store {
         }))
     }
 
-    /// Add `delta` units on hand (negative: take away). Taking away never
-    /// goes below the reserved units: a conflict naming what is left.
+    /// Add `delta` units on hand (negative: take away), with its ledger row
+    /// (`receive` or `remove`) and, when received with `serials`, one spare
+    /// unit per serial (taking away with serials marks those units
+    /// removed). Taking away never goes below the reserved units: a
+    /// conflict naming what is left.
     pub async fn adjust_stock(
         &self,
         part_id: i64,
         warehouse_id: i64,
         delta: i64,
+        serials: &[String],
+        user_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let done = write!(self, |p, _d| {
-            if delta >= 0 {
+        write!(self, |p, _d| {
+            let mut tx = p.begin().await?;
+            let done = if delta >= 0 {
                 sqlx::query(
                     "INSERT INTO stock (part_id, warehouse_id, on_hand, reserved, updated_at)
                      VALUES ($1, $2, $3, 0, $4)
@@ -364,7 +371,7 @@ impl Store {
                 .bind(warehouse_id)
                 .bind(delta)
                 .bind(to_micros(now))
-                .execute(p)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| map_db_err(e, "quantity"))?
                 .rows_affected()
@@ -377,19 +384,83 @@ impl Store {
                 .bind(to_micros(now))
                 .bind(part_id)
                 .bind(warehouse_id)
-                .execute(p)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| map_db_err(e, "quantity"))?
                 .rows_affected()
+            };
+            if done == 0 {
+                return Err(Error::conflict(format!(
+                    "cannot take {} away: fewer unreserved units on hand",
+                    -delta
+                )));
             }
-        });
-        if done == 0 {
-            return Err(Error::conflict(format!(
-                "cannot take {} away: fewer unreserved units on hand",
-                -delta
-            )));
-        }
-        Ok(())
+            let kind = if delta >= 0 { "receive" } else { "remove" };
+            if serials.is_empty() {
+                ledger!(
+                    tx,
+                    part_id,
+                    warehouse_id,
+                    kind,
+                    delta,
+                    0i64,
+                    None::<i64>,
+                    None::<i64>,
+                    None::<String>,
+                    user_id,
+                    to_micros(now)
+                );
+            }
+            for serial in serials {
+                let step = delta.signum();
+                ledger!(
+                    tx,
+                    part_id,
+                    warehouse_id,
+                    kind,
+                    step,
+                    0i64,
+                    None::<i64>,
+                    None::<i64>,
+                    Some(serial),
+                    user_id,
+                    to_micros(now)
+                );
+                if delta > 0 {
+                    sqlx::query(
+                        "INSERT INTO spare_units (part_id, warehouse_id, serial, state, received_at, updated_at)
+                         VALUES ($1, $2, $3, 'in_stock', $4, $4)",
+                    )
+                    .bind(part_id)
+                    .bind(warehouse_id)
+                    .bind(serial)
+                    .bind(to_micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map_db_err(e, &format!("serials: unit {serial:?}")))?;
+                } else {
+                    let n = sqlx::query(
+                        "UPDATE spare_units SET state = 'removed', updated_at = $1
+                         WHERE part_id = $2 AND warehouse_id = $3 AND serial = $4 AND state = 'in_stock'",
+                    )
+                    .bind(to_micros(now))
+                    .bind(part_id)
+                    .bind(warehouse_id)
+                    .bind(serial)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        return Err(Error::invalid(
+                            "serials",
+                            format!("no unit {serial:?} of this part in stock at this warehouse"),
+                        ));
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn shipment(&self, id: i64) -> Result<Option<ShipmentRow>> {
@@ -512,6 +583,42 @@ impl Store {
                             r.quantity, r.part_number, r.warehouse_name
                         )),
                     });
+                }
+                let (kind, on_hand, reserved) = match step.stock {
+                    StockOp::Reserve => ("reserve", 0, r.quantity),
+                    StockOp::Release => ("release", 0, -r.quantity),
+                    _ => ("ship", -r.quantity, -r.quantity),
+                };
+                let serial = r
+                    .spare_serial
+                    .clone()
+                    .filter(|_| step.stock == StockOp::Ship);
+                let author = step.entries.first().and_then(|e| e.author_id);
+                ledger!(
+                    tx,
+                    r.part_id,
+                    r.warehouse_id,
+                    kind,
+                    on_hand,
+                    reserved,
+                    Some(id),
+                    None::<i64>,
+                    &serial,
+                    author,
+                    r.updated_at
+                );
+                if let Some(serial) = &serial {
+                    sqlx::query(
+                        "UPDATE spare_units SET state = 'shipped', shipment_id = $1, updated_at = $2
+                         WHERE part_id = $3 AND warehouse_id = $4 AND serial = $5 AND state = 'in_stock'",
+                    )
+                    .bind(id)
+                    .bind(r.updated_at)
+                    .bind(r.part_id)
+                    .bind(r.warehouse_id)
+                    .bind(serial)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
             let sql = update_sql();

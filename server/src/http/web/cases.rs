@@ -499,6 +499,7 @@ async fn workspace(
     };
     let may_draft =
         p.may(Action::WriteKnowledge) && matches!(case.status, Status::Resolved | Status::Closed);
+    let visits = super::visits::load(s, who, &case).await?;
     // The coverage check made when the case opened (internal: staff only).
     let out_of_coverage = history.iter().rev().find_map(|a| match &a.body {
         ActivityBody::Entitlement {
@@ -588,6 +589,9 @@ async fn workspace(
                     }
                 }
             }
+        }
+        @if let Some(panel) = &visits {
+            (super::visits::render(who, &case, panel, now))
         }
         section.card aria-labelledby="timeline" {
             h2 #timeline { "History" }
@@ -688,6 +692,7 @@ fn kind_words(b: &ActivityBody) -> &'static str {
         ActivityBody::RemoteApproval { .. } => "Remote access",
         ActivityBody::Shipment { .. } => "Spare shipment",
         ActivityBody::Entitlement { .. } => "Coverage",
+        ActivityBody::Visit { .. } => "Field visit",
     }
 }
 
@@ -828,6 +833,40 @@ fn entry_body(b: &ActivityBody) -> Markup {
                     _ => {},
                 }
                 @if !reasons.is_empty() { ": " (reasons.join("; ")) }
+            }
+        },
+        ActivityBody::Visit {
+            visit_id,
+            step,
+            engineer,
+            scheduled_at,
+            address,
+            at,
+            work_done,
+            parts_used,
+            repaired,
+            backup_equipment,
+            signoff,
+            reason,
+            due_at,
+            ..
+        } => html! {
+            p.text {
+                @if let Some(v) = visit_id { "Visit " (v) ": " }
+                (step.replace('_', " "))
+                @if let Some(e) = engineer { ", " (e.name) }
+                @if let Some(t) = scheduled_at { " for " (time(*t)) }
+                @if let Some(a) = address { " at " (a) }
+                @if let Some(t) = at { " " (time(*t)) }
+                @if let Some(d) = due_at { " (promise due " (time(*d)) ")" }
+                @if let Some(w) = work_done { ": " (w) }
+                @if *repaired == Some(true) { " (repaired)" }
+                @if let Some(b) = backup_equipment { "; backup equipment: " (b) }
+                @if let Some(n) = signoff { " signed off by " (n) }
+                @if let Some(r) = reason { ": " (r) }
+            }
+            @if !parts_used.is_empty() {
+                ul { @for p in parts_used { li { (p.quantity) " x " (p.part_number) @if let Some(s) = &p.serial { ", serial " (s) } } } }
             }
         },
         ActivityBody::Shipment {

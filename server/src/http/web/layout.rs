@@ -23,6 +23,7 @@ pub enum Nav {
     Knowledge,
     /// A customer's own service report.
     Report,
+    Inspections,
     None,
 }
 
@@ -105,6 +106,7 @@ impl<'a> Page<'a> {
                                 (link(Nav::Cases, "/cases", "Cases"))
                                 (link(Nav::Dashboard, "/dashboard", "Dashboard"))
                                 (link(Nav::Knowledge, "/kb", "Knowledge base"))
+                                (link(Nav::Inspections, "/inspections", "Inspections"))
                             }
                         }
                         div.who {

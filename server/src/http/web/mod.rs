@@ -34,6 +34,7 @@ pub mod queues;
 pub mod reports;
 pub mod spares;
 pub mod topology;
+pub mod visits;
 
 pub use layout::{Page, WebError, WebResult};
 
@@ -60,6 +61,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/cases/{number}/{action}", post(cases::act))
         .route("/cases/{number}/spare", post(spares::request))
         .route("/cases/{number}/shipments/{id}/{step}", post(spares::step))
+        .route("/cases/{number}/visit", post(visits::schedule))
+        .route("/cases/{number}/visits/{id}/{step}", post(visits::step))
+        .route("/inspections", get(visits::page))
         .route("/dashboard", get(dashboard::page))
         .route(
             "/console/organizations/{id}/service-report",

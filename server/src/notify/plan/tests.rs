@@ -359,3 +359,53 @@ fn webhooks_get_the_kinds_they_want() {
         )]
     );
 }
+
+fn promise(step: &str) -> ActivityBody {
+    ActivityBody::Visit {
+        visit_id: None,
+        step: step.into(),
+        engineer: None,
+        scheduled_at: None,
+        address: None,
+        at: None,
+        work_done: None,
+        parts_used: vec![],
+        repaired: None,
+        backup_equipment: None,
+        signoff: None,
+        reason: Some("the repair promise passed unrepaired: provide backup equipment".into()),
+        due_at: Some(now()),
+        timer_id: Some(7),
+    }
+}
+
+#[test]
+fn field_promises_warn_like_sla_clocks_and_escalate_when_missed() {
+    // The warning: assignee and dispatchers, by e-mail only.
+    let x = run(&case(2), &roster(), &both(), &promise("onsite_warning"));
+    let t = targets(&x);
+    assert_eq!(
+        t,
+        vec![
+            ("onsite_warning".into(), "email", "u10@example.com".into()),
+            ("onsite_warning".into(), "email", "u1@example.com".into()),
+        ]
+    );
+    assert!(x.alerts.is_empty());
+    // The miss: also by SMS, and to the level-1 managers with an alert.
+    let x = run(&case(2), &roster(), &both(), &promise("repair_missed"));
+    let t = targets(&x);
+    assert!(t.contains(&("repair_missed".into(), "sms", "+49 170 10".into())));
+    assert!(t.contains(&("repair_missed".into(), "sms", "+49 170 1".into())));
+    assert!(t.contains(&("repair_missed".into(), "email", "u101@example.com".into())));
+    assert!(!t.iter().any(|(_, _, a)| a == "u102@example.com"));
+    assert_eq!(t.len(), 6);
+    assert_eq!(x.alerts.len(), 1);
+    assert_eq!(x.alerts[0].user_id, 101);
+    assert!(x.deliveries[0].body.contains("backup equipment"));
+    // Other visit steps notify nobody.
+    assert!(!crate::notify::wants(&promise("checked_in")));
+    assert!(crate::notify::wants(&promise("onsite_missed")));
+    let x = run(&case(2), &roster(), &both(), &promise("checked_in"));
+    assert!(x.deliveries.is_empty());
+}
