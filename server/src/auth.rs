@@ -87,6 +87,11 @@ pub enum Action {
     ReadSpares,
     /// Ask for a spare for a case's device.
     RequestSpare,
+    /// Hand raw e-mail to the server (the mail gateway's token).
+    IngestMail,
+    /// See kept e-mail: the held, refused and malformed messages and their
+    /// raw bytes.
+    ReadMail,
 }
 
 impl Principal {
@@ -110,6 +115,8 @@ impl Principal {
                 true
             }
             (Customer, _) => false,
+            (Dispatcher, IngestMail | ReadMail) => true,
+            (_, IngestMail | ReadMail) => false,
             (_, ManageUsers) => false,
             (Dispatcher, WriteDirectory) => true,
             (_, WriteDirectory) => false,
@@ -187,6 +194,8 @@ fn action_words(a: Action) -> &'static str {
         Action::ManageSpares => "manage spare parts and shipments",
         Action::ReadSpares => "see spare parts and shipments",
         Action::RequestSpare => "request spare parts",
+        Action::IngestMail => "hand e-mail to the server",
+        Action::ReadMail => "read kept e-mail",
     }
 }
 

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod notify;
 pub mod password;
 pub mod relay;

@@ -4,8 +4,9 @@
 Usage: smtp_sink.py PORT LOGFILE
 
 Listens on 127.0.0.1:PORT and appends one JSON line per accepted message to
-LOGFILE: arrival time, envelope sender and recipients, Subject and Message-ID
-headers, and the body text. Prints "ready" once it listens.
+LOGFILE: arrival time, envelope sender and recipients, the Subject,
+Message-ID, In-Reply-To, References and Auto-Submitted headers, and the
+body text. Prints "ready" once it listens.
 """
 import asyncio
 import email
@@ -30,6 +31,9 @@ class Sink:
             "to": list(envelope.rcpt_tos),
             "subject": str(msg.get("Subject", "")),
             "message_id": str(msg.get("Message-ID", "")),
+            "in_reply_to": str(msg.get("In-Reply-To", "")),
+            "references": str(msg.get("References", "")),
+            "auto_submitted": str(msg.get("Auto-Submitted", "")),
             "body": body.get_content() if body is not None else "",
         }
         with open(self.path, "a", encoding="utf-8") as f:

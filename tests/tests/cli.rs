@@ -191,6 +191,11 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/shipments", "get"),
         ("/api/v1/shipments/{id}", "get"),
         ("/api/v1/shipments/{id}/{step}", "post"),
+        ("/api/v1/mail/inbound", "post"),
+        ("/api/v1/mail/messages", "get"),
+        ("/api/v1/mail/messages/{id}/raw", "get"),
+        ("/api/v1/cases/{number}/attachments", "get"),
+        ("/api/v1/cases/{number}/attachments/{id}", "get"),
     ];
     let documented: usize = paths
         .values()

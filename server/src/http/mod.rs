@@ -11,6 +11,7 @@ pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod feedback;
+pub mod mail;
 pub mod relay;
 pub mod reports;
 pub mod rma;
@@ -45,6 +46,10 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub const AGENT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 const AGENT_MESSAGES: &str = "/api/v1/agent/messages";
 
+/// Largest raw message the mail gateway endpoint reads.
+pub const MAIL_BODY_LIMIT: usize = crate::mail::settings::TRANSFER_LIMIT as usize;
+const MAIL_INBOUND: &str = "/api/v1/mail/inbound";
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -59,6 +64,8 @@ pub struct AppState {
     pub relay: Option<crate::relay::Relay>,
     /// Spare parts and RMA shipments.
     pub rma: crate::rma::Rma,
+    /// Inbound e-mail (the gateway endpoint, kept messages, attachments).
+    pub mail: crate::mail::Mail,
     /// Mark the console's cookies `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
     metrics: PrometheusHandle,
@@ -69,6 +76,7 @@ impl AppState {
     pub fn with_cases(cases: Cases, sla: Arc<crate::sla::settings::SlaSettings>) -> AppState {
         AppState {
             rma: crate::rma::Rma::new(cases.clone(), sla.clone(), Default::default()),
+            mail: crate::mail::Mail::new(cases.clone(), Default::default()),
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             relay: None,
@@ -89,6 +97,12 @@ impl AppState {
     /// Use this RMA service (configured `[rma]`) instead of the default.
     pub fn with_rma(mut self, rma: crate::rma::Rma) -> AppState {
         self.rma = rma;
+        self
+    }
+
+    /// Use this mail service (configured `[mail]`) instead of the default.
+    pub fn with_mail(mut self, mail: crate::mail::Mail) -> AppState {
+        self.mail = mail;
         self
     }
 
@@ -228,6 +242,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(relay::add_expert))
         .routes(routes!(relay::approve_remote, relay::list_approvals))
         .routes(routes!(relay::revoke_approval))
+        .routes(routes!(mail::inbound))
+        .routes(routes!(mail::list_messages))
+        .routes(routes!(mail::raw_message))
+        .routes(routes!(mail::list_attachments))
+        .routes(routes!(mail::get_attachment))
         .split_for_parts()
 }
 
@@ -329,6 +348,8 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
         .and_then(|v| v.parse::<u64>().ok());
     let limit = if req.uri().path() == AGENT_MESSAGES {
         AGENT_BODY_LIMIT
+    } else if req.uri().path() == MAIL_INBOUND {
+        MAIL_BODY_LIMIT
     } else {
         BODY_LIMIT
     };

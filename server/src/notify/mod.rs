@@ -35,9 +35,13 @@ pub use settings::Settings;
 pub const AUTHOR: &str = "Outpost notifier";
 
 /// Whether an entry goes through the outbox: everything that notifies a
-/// person or a webhook subscriber. Notes, calls and the notifier's own
-/// entries do not.
-pub fn wants(body: &ActivityBody) -> bool {
+/// person or a webhook subscriber. Public notes do (the customer contact
+/// hears of them); internal notes, calls and the notifier's own entries do
+/// not.
+pub fn wants(body: &ActivityBody, visibility: Visibility) -> bool {
+    if matches!(body, ActivityBody::Note { .. }) {
+        return visibility == Visibility::Public;
+    }
     matches!(
         body,
         ActivityBody::Opened { .. }
@@ -216,6 +220,7 @@ impl Notifier {
             seq: item.seq,
             at: crate::clock::from_micros(entry.at),
             author: &entry.author_name,
+            author_id: entry.author_id,
             body: &body,
             roster,
             channels: &self.channels,
@@ -269,7 +274,15 @@ impl Notifier {
                     .await;
             }
         }
-        let result = self.senders.send(&d).await;
+        let thread = if d.channel == "email" {
+            send::Thread {
+                case_number: store.case_by_id(d.case_id).await?.map(|c| c.number),
+                inbound: store.mail_thread(d.case_id).await?,
+            }
+        } else {
+            send::Thread::default()
+        };
+        let result = self.senders.send(&d, &thread).await;
         let now = self.now();
         let channel = d.channel.clone();
         let error = match result {

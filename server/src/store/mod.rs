@@ -16,6 +16,7 @@ pub mod backup;
 pub mod cases;
 pub mod dashboard;
 pub mod directory;
+pub mod mail;
 pub mod meta;
 pub mod notify;
 pub mod relay;

@@ -75,6 +75,7 @@ fn run(case: &CaseRow, roster: &[User], channels: &Channels, body: &ActivityBody
         seq: 4,
         at: now(),
         author: "Dora Dispatcher",
+        author_id: None,
         body,
         roster,
         channels,
