@@ -21,7 +21,7 @@ const CORPUS: &[&[u8]] = &[
     include_bytes!("../../../tests/fixtures/mail/odd-bad-encoded-words.eml"),
     include_bytes!("../../../tests/fixtures/mail/odd-deep-nesting-long-header.eml"),
     include_bytes!("../../../tests/fixtures/mail/odd-no-message-id-lf.eml"),
-    include_bytes!("../../../tests/fixtures/mail/odd-truncated-multipart.eml"),
+    include_bytes!("../../../tests/fixtures/mail/malformed-truncated-multipart.eml"),
     b"From: Jana <jana@customer.example>\r\nSubject: Re: [C-2026-000042] down\r\nMessage-ID: <a@b>\r\nIn-Reply-To: <delivery-7@outpost.example>\r\nReferences: <case-C-2026-000042@outpost.example>\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 =\r\nsoft break\r\n--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@y.example\r\nSubject: inner\r\n\r\ninner body\r\n--b1--\r\n",
     b"From: a@b.example\r\nSubject: =?utf-8?B?w6TDtsO8?= =?iso-8859-1?Q?=E9t=E9?=\r\nAuto-Submitted: auto-replied\r\nContent-Type: text/html\r\n\r\n<p>Hello<br>world</p>\r\n",
 ];

@@ -79,7 +79,7 @@ const OUTCOMES: &[&str] = &[
     "malformed",
 ];
 
-/// The author name of entries from senders the directory does not know.
+/// `n` bytes for people: "20.0 MiB".
 fn mebibytes(n: u64) -> String {
     format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
 }

@@ -225,7 +225,7 @@ pub fn read(raw: &[u8], domain: Option<&str>, address: Option<&str>) -> Result<I
     for (i, part) in msg.parts.iter().enumerate() {
         if part.is_encoding_problem {
             return Err(Malformed(format!(
-                "MIME part {i}: its content cannot be decoded as declared (Content-Transfer-Encoding {})",
+                "MIME part {i}: its content cannot be decoded as declared (Content-Transfer-Encoding {}), or it is cut off before its closing boundary",
                 part.content_transfer_encoding().unwrap_or("7bit")
             )));
         }

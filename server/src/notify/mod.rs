@@ -275,9 +275,11 @@ impl Notifier {
             }
         }
         let thread = if d.channel == "email" {
+            let case = store.case_by_id(d.case_id).await?;
+            let caller = case.as_ref().and_then(|c| c.caller_email.as_deref());
             send::Thread {
-                case_number: store.case_by_id(d.case_id).await?.map(|c| c.number),
-                inbound: store.mail_thread(d.case_id).await?,
+                inbound: store.mail_thread(d.case_id, caller).await?,
+                case_number: case.map(|c| c.number),
             }
         } else {
             send::Thread::default()

@@ -254,15 +254,21 @@ impl Store {
     }
 
     /// Message-IDs of the messages a case was opened by and last joined by
-    /// (oldest and newest), for threading our mail to the customer.
-    pub async fn mail_thread(&self, case_id: i64) -> Result<Vec<String>> {
+    /// (oldest and newest), for threading our mail to the customer. A
+    /// message from `caller` still being taken in counts too: the case it
+    /// opens is created (and its acknowledgement may be sent) a moment
+    /// before the message is marked with it.
+    pub async fn mail_thread(&self, case_id: i64, caller: Option<&str>) -> Result<Vec<String>> {
         let ids: Vec<String> = read!(self, |p, _d| {
             sqlx::query_scalar(
                 "SELECT message_id FROM mail_messages
-                 WHERE case_id = $1 AND outcome IN ('opened', 'replied') AND message_id NOT LIKE 'sha256:%'
+                 WHERE ((case_id = $1 AND outcome IN ('opened', 'replied'))
+                        OR (outcome = 'processing' AND sender = $2))
+                   AND message_id NOT LIKE 'sha256:%'
                  ORDER BY id",
             )
             .bind(case_id)
+            .bind(caller.map(str::to_lowercase))
             .fetch_all(p)
             .await?
         });
