@@ -194,6 +194,7 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/mail/inbound", "post"),
         ("/api/v1/mail/messages", "get"),
         ("/api/v1/mail/messages/{id}/raw", "get"),
+        ("/api/v1/mail/messages/{id}/release", "post"),
         ("/api/v1/cases/{number}/attachments", "get"),
         ("/api/v1/cases/{number}/attachments/{id}", "get"),
     ];

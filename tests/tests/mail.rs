@@ -531,6 +531,54 @@ async fn mailgate_opens_cases_threads_replies_and_never_answers_machines() -> Re
     assert_eq!(out.status.code(), Some(75), "{}", text(&out));
     let (st, _) = s.get("/api/v1/mail/messages", &w.customer_a).await?;
     assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Triage: the dispatcher opens a case from the stranger's held message.
+    let stranger = kept(&s, "held")
+        .await?
+        .into_iter()
+        .find(|m| m["sender"] == "stranger@elsewhere.example")
+        .context("the stranger's message")?;
+    let release = format!("/api/v1/mail/messages/{}/release", stranger["id"]);
+    let (st, _) = s
+        .post(
+            &release,
+            &w.customer_a,
+            json!({ "organization_id": w.org_a }),
+        )
+        .await?;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = s
+        .post(
+            &release,
+            &w.dispatcher,
+            json!({ "organization_id": 999_999 }),
+        )
+        .await?;
+    assert_eq!(
+        (st, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("organization_id")),
+        "{v}"
+    );
+    let v = s
+        .post_ok(
+            &release,
+            &w.dispatcher,
+            json!({ "organization_id": w.org_b }),
+        )
+        .await?;
+    assert_eq!(v["outcome"], "opened", "{v}");
+    let released = v["case_number"].as_str().context("case")?.to_string();
+    let case = case_of(&s, &w.dispatcher, &released).await?;
+    assert_eq!(case["organization_id"], w.org_b);
+    assert_eq!(case["caller"]["email"], "stranger@elsewhere.example");
+    let (st, v) = s
+        .post(
+            &release,
+            &w.dispatcher,
+            json!({ "organization_id": w.org_b }),
+        )
+        .await?;
+    assert_eq!(st, StatusCode::CONFLICT, "released once: {v}");
     s.verify_intact()?;
     Ok(())
 }

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiPath, ApiQuery, Auth};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::AppState;
-use crate::mail::{Intake, MailQuery};
+use crate::mail::{Intake, MailQuery, Release};
 use crate::store::mail::{Attachment, MailMessage};
 
 /// Hand over one raw RFC 5322 message (what `outpost-server mailgate`
@@ -82,6 +82,22 @@ pub async fn raw_message(
 ) -> ApiResult<Response> {
     let raw = s.mail.raw(&who, id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+/// Open a case from a held (or refused) message for the organisation
+/// chosen: triage of mail from unknown senders.
+#[utoipa::path(post, path = "/api/v1/mail/messages/{id}/release", tag = "mail", request_body = Release,
+    params(("id" = i64, Path, description = "Kept message id")),
+    responses((status = 200, body = Intake), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn release_message(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<Release>,
+) -> ApiResult<Json<Intake>> {
+    Ok(Json(s.mail.release(&who, id, &req).await?))
 }
 
 /// A case's attachments (customers see those of public entries only).

@@ -245,6 +245,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(mail::inbound))
         .routes(routes!(mail::list_messages))
         .routes(routes!(mail::raw_message))
+        .routes(routes!(mail::release_message))
         .routes(routes!(mail::list_attachments))
         .routes(routes!(mail::get_attachment))
         .split_for_parts()

@@ -69,6 +69,14 @@ pub struct MailQuery {
     pub limit: Option<i64>,
 }
 
+/// Open a case from a held message.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// The customer the case is for.
+    pub organization_id: i64,
+}
+
 const OUTCOMES: &[&str] = &[
     "processing",
     "opened",
@@ -343,7 +351,7 @@ impl Mail {
         let mut lines = Vec::new();
         for a in &m.attachments {
             let found = sniff(&a.data);
-            if self.settings.attachment_types.iter().any(|t| *t == found) {
+            if self.settings.attachment_types.contains(&found) {
                 lines.push(format!(
                     "- {} ({found}, {} bytes)",
                     a.filename,
@@ -572,6 +580,72 @@ impl Mail {
             reason: None,
             case_id: Some(case_id),
             case_number: Some(number),
+        })
+    }
+
+    /// Open a case from a held or refused message, for the organisation a
+    /// dispatcher chose (triage of unknown senders). The message becomes
+    /// `opened`; its sender is the caller.
+    pub async fn release(&self, who: &Principal, id: i64, req: &Release) -> Result<Intake> {
+        who.require(Action::IngestMail)?;
+        who.require(Action::CreateCase)?;
+        let store = &self.cases.store;
+        let msg = store
+            .mail_message(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("mail message {id}")))?;
+        if store.organization(req.organization_id).await?.is_none() {
+            return Err(Error::invalid(
+                "organization_id",
+                format!("organization {} does not exist", req.organization_id),
+            ));
+        }
+        let raw = store
+            .mail_raw(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("mail message {id}")))?;
+        let s = &self.settings;
+        let m = parse::read(&raw, s.domain.as_deref(), s.address.as_deref())
+            .map_err(|e| Error::conflict(format!("mail message {id} cannot be read: {e}")))?;
+        if !store.reclaim_mail(id, self.cases.clock.now()).await? {
+            return Err(Error::conflict(format!(
+                "mail message {id} is {}, not held or refused",
+                msg.outcome
+            )));
+        }
+        let who_sent = Who::Customer {
+            user_id: None,
+            name: String::new(),
+            organization_id: req.organization_id,
+        };
+        let d = match self.open(id, &m, who_sent).await {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = format!("release failed: {e}");
+                store
+                    .finish_mail(id, "held", Some(&reason), None, self.cases.clock.now())
+                    .await?;
+                return Err(e);
+            }
+        };
+        let reason = format!("released by {}", who.display_name);
+        store
+            .finish_mail(
+                id,
+                d.outcome,
+                Some(&reason),
+                d.case_id,
+                self.cases.clock.now(),
+            )
+            .await?;
+        tracing::info!(mail = id, by = %who.display_name, case = d.case_number.as_deref().unwrap_or(""), "held mail released");
+        Ok(Intake {
+            id,
+            message_id: msg.message_id,
+            outcome: d.outcome.into(),
+            reason: Some(reason),
+            case_number: d.case_number,
+            duplicate: false,
         })
     }
 

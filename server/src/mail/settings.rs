@@ -240,3 +240,58 @@ impl MailSpec {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(toml_text: &str) -> Result<Settings, String> {
+        let spec: MailSpec = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        spec.build(Some("Outpost Support <Support@Outpost.Example>"))
+    }
+
+    #[test]
+    fn defaults_and_the_support_address() {
+        let s = build("").unwrap();
+        assert_eq!(s.address.as_deref(), Some("support@outpost.example"));
+        assert_eq!(s.domain.as_deref(), Some("outpost.example"));
+        assert_eq!(s.unknown_senders, UnknownSenders::Hold);
+        assert_eq!(s.max_attachment_bytes, 10 * 1024 * 1024);
+        assert!(s.attachment_types.iter().any(|t| t == "application/pdf"));
+        let s = build("address = \"help@desk.example\"").unwrap();
+        assert_eq!(s.domain.as_deref(), Some("desk.example"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (text, key) in [
+            ("address = \"not an address\"", "mail.address"),
+            ("unknown_senders = \"open\"", "mail.unknown_organization"),
+            ("max_message_bytes = 100", "mail.max_message_bytes"),
+            ("max_message_bytes = 99999999999", "mail.max_message_bytes"),
+            ("max_attachment_bytes = 0", "mail.max_attachment_bytes"),
+            ("attachment_types = [\"pdf\"]", "mail.attachment_types[0]"),
+            (
+                "[[imap]]\nname = \"a\"\nhost = \"\"\nusername = \"u\"\npassword = \"p\"",
+                "mail.imap[0].host",
+            ),
+            (
+                "[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\ninterval = \"10ms\"",
+                "mail.imap[0].interval",
+            ),
+            (
+                "[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"",
+                "mail.imap[1].name",
+            ),
+            (
+                "[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\nmove_to = \"a\\\"b\"",
+                "mail.imap[0].move_to",
+            ),
+        ] {
+            let e = build(text).unwrap_err();
+            assert!(e.starts_with(key), "{text:?}: {e}");
+        }
+        assert!(build("unknown_senders = \"bounce\"").is_err());
+        assert!(build("[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\ntls = \"starttls\"").is_err());
+    }
+}

@@ -119,6 +119,9 @@ pub struct KnownAddress {
     pub organization_name: Option<String>,
 }
 
+/// id, display name, role, organisation id and name, active.
+type UserByAddress = (i64, String, String, Option<i64>, Option<String>, bool);
+
 impl Store {
     /// Keep a message and claim it for processing, unless a message with
     /// this Message-ID is already kept: then that one is returned.
@@ -187,6 +190,23 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// Take a held or refused message back into processing (for release);
+    /// false if it is not (or no longer) held or refused.
+    pub async fn reclaim_mail(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        Ok(write!(self, |p, _d| {
+            sqlx::query(
+                "UPDATE mail_messages SET outcome = 'processing', updated_at = $2
+                 WHERE id = $1 AND outcome IN ('held', 'refused')",
+            )
+            .bind(id)
+            .bind(to_micros(now))
+            .execute(p)
+            .await?
+            .rows_affected()
+                == 1
+        }))
     }
 
     pub async fn mail_message(&self, id: i64) -> Result<Option<MailMessage>> {
@@ -287,17 +307,16 @@ impl Store {
     pub async fn known_address(&self, email: &str) -> Result<Vec<KnownAddress>> {
         let email = email.to_lowercase();
         let mut out: Vec<KnownAddress> = Vec::new();
-        let users: Vec<(i64, String, String, Option<i64>, Option<String>, bool)> =
-            read!(self, |p, _d| {
-                sqlx::query_as(
-                    "SELECT u.id, u.display_name, u.role, u.organization_id, o.name, u.active
+        let users: Vec<UserByAddress> = read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT u.id, u.display_name, u.role, u.organization_id, o.name, u.active
                  FROM users u LEFT JOIN organizations o ON o.id = u.organization_id
                  WHERE LOWER(u.email) = $1 ORDER BY u.id",
-                )
-                .bind(&email)
-                .fetch_all(p)
-                .await?
-            });
+            )
+            .bind(&email)
+            .fetch_all(p)
+            .await?
+        });
         for (id, name, role, org, org_name, active) in users {
             if active {
                 out.push(KnownAddress {
