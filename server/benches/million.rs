@@ -260,7 +260,7 @@ async fn build(a: &Args, db: &Path) -> anyhow::Result<()> {
                     at: opened,
                     body: serde_json::to_string(&body)?,
                     // As the server queues it: opening is an outbox event.
-                    notify: outpost_server::notify::wants(&body),
+                    notify: outpost_server::notify::wants(&body, Visibility::Public),
                 };
                 let insert = CaseInsert {
                     organization_id: None,

@@ -102,6 +102,11 @@ pub enum Action {
     ReadServiceReport,
     /// Set an organisation's service-report schedule.
     ManageReportSchedules,
+    /// Hand raw e-mail to the server (the mail gateway's token).
+    IngestMail,
+    /// See kept e-mail: the held, refused and malformed messages and their
+    /// raw bytes.
+    ReadMail,
 }
 
 impl Principal {
@@ -132,6 +137,8 @@ impl Principal {
             (r, WriteKnowledge) => matches!(r, Dispatcher | Engineer | Expert | Manager),
             (r, ReviewKnowledge) => matches!(r, Expert | Manager),
             (r, ManageReportSchedules) => r == Manager,
+            (Dispatcher, IngestMail | ReadMail) => true,
+            (_, IngestMail | ReadMail) => false,
             (Dispatcher, WriteDirectory) => true,
             (_, WriteDirectory) => false,
             (
@@ -214,6 +221,8 @@ fn action_words(a: Action) -> &'static str {
         Action::ReviewKnowledge => "review knowledge-base articles",
         Action::ReadServiceReport => "read service reports",
         Action::ManageReportSchedules => "schedule service reports",
+        Action::IngestMail => "hand e-mail to the server",
+        Action::ReadMail => "read kept e-mail",
     }
 }
 

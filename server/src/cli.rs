@@ -71,6 +71,10 @@ pub enum Command {
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Read one e-mail message on standard input and hand it to the server
+    /// (for an MTA's pipe transport). Exit 0: the server has it; 75: try
+    /// again later; 65: never (too large). See the README, "Mail".
+    Mailgate(crate::mail::gate::GateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +182,7 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
+        Command::Mailgate(a) => return Ok(crate::mail::gate::run(a).await),
         Command::Serve(a) => {
             let config = Config::load(&overrides(&cli.common, a.listen, a.ssh_listen))?;
             let _lock = serve_lock(&config)?;
@@ -526,12 +531,16 @@ pub async fn serve(
     .with_mail(&notify)
     .map_err(anyhow::Error::msg)?;
     let _ = reports_cell.set(reports.clone());
+    // Inbound e-mail: the gateway endpoint and the IMAP pollers.
+    let mail = crate::mail::Mail::new(cases.clone(), config.mail.clone());
+    let _pollers = crate::mail::imap::start(&mail, &stop.subscribe());
     let state = crate::http::AppState::with_cases(cases, registry);
     let _ = field_cell.set(state.field.clone());
     let state = state
         .with_agents(agents)
         .with_rma(rma)
         .with_reports(reports)
+        .with_mail(mail)
         .with_relay(relay.clone())
         .with_secure_cookies(config.tls.is_some());
     let app = crate::http::router(state);

@@ -36,6 +36,7 @@ pub struct FileConfig {
     pub rma: crate::rma::RmaSpec,
     #[serde(default)]
     pub reports: crate::reports::ReportsSpec,
+    pub mail: crate::mail::settings::MailSpec,
 }
 
 /// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
@@ -132,6 +133,8 @@ pub struct Config {
     pub rma: crate::rma::Settings,
     /// Service reports: the Chromium that prints them to PDF.
     pub reports: crate::reports::Settings,
+    /// Inbound e-mail: limits, unknown senders, IMAP mailboxes, validated.
+    pub mail: crate::mail::Settings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -233,6 +236,10 @@ impl Config {
             .map_err(anyhow::Error::msg)?;
         let rma = file.rma.build().map_err(anyhow::Error::msg)?;
         let reports = file.reports.build().map_err(anyhow::Error::msg)?;
+        let mail = file
+            .mail
+            .build(notify.email.as_ref().map(|e| e.from.as_str()))
+            .map_err(anyhow::Error::msg)?;
         let tls = match (&file.server.tls_cert, &file.server.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
@@ -250,6 +257,7 @@ impl Config {
             relay,
             rma,
             reports,
+            mail,
             sla,
             sla_section: file.sla.clone(),
             notify,

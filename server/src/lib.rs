@@ -15,6 +15,7 @@ pub mod error;
 pub mod field;
 pub mod http;
 pub mod kb;
+pub mod mail;
 pub mod notify;
 pub mod password;
 pub mod relay;

@@ -4,10 +4,10 @@
 Usage: smtp_sink.py PORT LOGFILE
 
 Listens on 127.0.0.1:PORT and appends one JSON line per accepted message to
-LOGFILE: arrival time, envelope sender and recipients, Subject and Message-ID
-headers, the body text, and the attachments (file name, content type,
-size; each saved under LOGFILE.files/, its path in "path"). Prints "ready"
-once it listens.
+LOGFILE: arrival time, envelope sender and recipients, the Subject,
+Message-ID, In-Reply-To, References and Auto-Submitted headers, the body
+text, and the attachments (file name, content type, size; each saved under
+LOGFILE.files/, its path in "path"). Prints "ready" once it listens.
 """
 import asyncio
 import email
@@ -33,6 +33,9 @@ class Sink:
             "to": list(envelope.rcpt_tos),
             "subject": str(msg.get("Subject", "")),
             "message_id": str(msg.get("Message-ID", "")),
+            "in_reply_to": str(msg.get("In-Reply-To", "")),
+            "references": str(msg.get("References", "")),
+            "auto_submitted": str(msg.get("Auto-Submitted", "")),
             "body": body.get_content() if body is not None else "",
             "attachments": [],
         }

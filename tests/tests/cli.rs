@@ -215,6 +215,12 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/inspection-schedules", "get"),
         ("/api/v1/inspection-schedules/{id}/inspections", "post"),
         ("/api/v1/inspections", "get"),
+        ("/api/v1/mail/inbound", "post"),
+        ("/api/v1/mail/messages", "get"),
+        ("/api/v1/mail/messages/{id}/raw", "get"),
+        ("/api/v1/mail/messages/{id}/release", "post"),
+        ("/api/v1/cases/{number}/attachments", "get"),
+        ("/api/v1/cases/{number}/attachments/{id}", "get"),
     ];
     let documented: usize = paths
         .values()

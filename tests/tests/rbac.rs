@@ -643,6 +643,22 @@ fn ops() -> Vec<Op> {
             needs_case: false,
         },
         Op {
+            name: "list kept mail",
+            method: Method::GET,
+            path: |_, _| "/api/v1/mail/messages?outcome=all".into(),
+            body: |_, _| None,
+            allowed: DIRECTORY_WRITERS,
+            needs_case: false,
+        },
+        Op {
+            name: "list attachments",
+            method: Method::GET,
+            path: |_, n| format!("/api/v1/cases/{n}/attachments"),
+            body: |_, _| None,
+            allowed: ALL,
+            needs_case: true,
+        },
+        Op {
             name: "list remote approvals",
             method: Method::GET,
             path: |_, n| format!("/api/v1/cases/{n}/remote-approvals"),

@@ -354,7 +354,7 @@ fn entry_by(
         author_name: author_name.to_string(),
         at,
         body: serde_json::to_string(body).map_err(|e| Error::Corrupt(e.to_string()))?,
-        notify: crate::notify::wants(body),
+        notify: crate::notify::wants(body, visibility),
     })
 }
 
@@ -409,6 +409,19 @@ impl Cases {
         visibility: Visibility,
         body: &ActivityBody,
     ) -> Result<()> {
+        self.record_as(number, None, author, visibility, body).await
+    }
+
+    /// Append an entry on the server's authority in someone's name (a
+    /// person the server identified, e.g. the sender of an e-mail).
+    pub async fn record_as(
+        &self,
+        number: &str,
+        author_id: Option<i64>,
+        author: &str,
+        visibility: Visibility,
+        body: &ActivityBody,
+    ) -> Result<()> {
         let now = self.clock.now();
         let mut id = 0;
         self.store
@@ -416,7 +429,7 @@ impl Cases {
                 let mut case = row.to_case()?;
                 id = case.id;
                 case.updated_at = now;
-                let entry = entry_by(None, author, now, visibility, body)?;
+                let entry = entry_by(author_id, author, now, visibility, body)?;
                 Ok((state_of(&case), vec![entry]))
             })
             .await?
@@ -489,9 +502,21 @@ impl Cases {
         insert: &CaseInsert,
         bodies: &[(Visibility, ActivityBody)],
     ) -> Result<(i64, String)> {
+        self.open_as(None, author, insert, bodies).await
+    }
+
+    /// Open a case on the server's authority in someone's name (the sender
+    /// of an e-mail), with its first entries, in one transaction.
+    pub async fn open_as(
+        &self,
+        author_id: Option<i64>,
+        author: &str,
+        insert: &CaseInsert,
+        bodies: &[(Visibility, ActivityBody)],
+    ) -> Result<(i64, String)> {
         let entries = bodies
             .iter()
-            .map(|(v, b)| entry_by(None, author, insert.created_at, *v, b))
+            .map(|(v, b)| entry_by(author_id, author, insert.created_at, *v, b))
             .collect::<Result<Vec<_>>>()?;
         let (id, number) = self.store.insert_case(insert, &entries).await?;
         self.changed(id);

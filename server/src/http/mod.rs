@@ -13,6 +13,7 @@ pub mod extract;
 pub mod feedback;
 pub mod field;
 pub mod kb;
+pub mod mail;
 pub mod relay;
 pub mod reports;
 pub mod rma;
@@ -48,6 +49,10 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub const AGENT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 const AGENT_MESSAGES: &str = "/api/v1/agent/messages";
 
+/// Largest raw message the mail gateway endpoint reads.
+pub const MAIL_BODY_LIMIT: usize = crate::mail::settings::TRANSFER_LIMIT as usize;
+const MAIL_INBOUND: &str = "/api/v1/mail/inbound";
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -68,6 +73,8 @@ pub struct AppState {
     pub reports: crate::reports::Reports,
     /// Field visits, field promises and preventive inspections.
     pub field: crate::field::Field,
+    /// Inbound e-mail (the gateway endpoint, kept messages, attachments).
+    pub mail: crate::mail::Mail,
     /// Mark the console's cookies `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
     metrics: PrometheusHandle,
@@ -86,6 +93,7 @@ impl AppState {
                 Default::default(),
             ),
             field: crate::field::Field::new(cases.clone(), sla.clone()),
+            mail: crate::mail::Mail::new(cases.clone(), Default::default()),
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             relay: None,
@@ -112,6 +120,12 @@ impl AppState {
     /// Use this RMA service (configured `[rma]`) instead of the default.
     pub fn with_rma(mut self, rma: crate::rma::Rma) -> AppState {
         self.rma = rma;
+        self
+    }
+
+    /// Use this mail service (configured `[mail]`) instead of the default.
+    pub fn with_mail(mut self, mail: crate::mail::Mail) -> AppState {
+        self.mail = mail;
         self
     }
 
@@ -273,6 +287,12 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(relay::add_expert))
         .routes(routes!(relay::approve_remote, relay::list_approvals))
         .routes(routes!(relay::revoke_approval))
+        .routes(routes!(mail::inbound))
+        .routes(routes!(mail::list_messages))
+        .routes(routes!(mail::raw_message))
+        .routes(routes!(mail::release_message))
+        .routes(routes!(mail::list_attachments))
+        .routes(routes!(mail::get_attachment))
         .split_for_parts()
 }
 
@@ -374,6 +394,8 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
         .and_then(|v| v.parse::<u64>().ok());
     let limit = if req.uri().path() == AGENT_MESSAGES {
         AGENT_BODY_LIMIT
+    } else if req.uri().path() == MAIL_INBOUND {
+        MAIL_BODY_LIMIT
     } else {
         BODY_LIMIT
     };

@@ -35,9 +35,13 @@ pub use settings::Settings;
 pub const AUTHOR: &str = "Outpost notifier";
 
 /// Whether an entry goes through the outbox: everything that notifies a
-/// person or a webhook subscriber. Notes, calls and the notifier's own
-/// entries do not.
-pub fn wants(body: &ActivityBody) -> bool {
+/// person or a webhook subscriber. Public notes do (the customer contact
+/// hears of them); internal notes, calls and the notifier's own entries do
+/// not.
+pub fn wants(body: &ActivityBody, visibility: Visibility) -> bool {
+    if matches!(body, ActivityBody::Note { .. }) {
+        return visibility == Visibility::Public;
+    }
     matches!(
         body,
         ActivityBody::Opened { .. }
@@ -216,6 +220,7 @@ impl Notifier {
             seq: item.seq,
             at: crate::clock::from_micros(entry.at),
             author: &entry.author_name,
+            author_id: entry.author_id,
             body: &body,
             roster,
             channels: &self.channels,
@@ -269,7 +274,17 @@ impl Notifier {
                     .await;
             }
         }
-        let result = self.senders.send(&d).await;
+        let thread = if d.channel == "email" {
+            let case = store.case_by_id(d.case_id).await?;
+            let caller = case.as_ref().and_then(|c| c.caller_email.as_deref());
+            send::Thread {
+                inbound: store.mail_thread(d.case_id, caller).await?,
+                case_number: case.map(|c| c.number),
+            }
+        } else {
+            send::Thread::default()
+        };
+        let result = self.senders.send(&d, &thread).await;
         let now = self.now();
         let channel = d.channel.clone();
         let error = match result {

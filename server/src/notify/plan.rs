@@ -12,6 +12,8 @@
 //! | escalation level N | managers of level N (+ alert) | e-mail + SMS |
 //! | closed | the customer contact: survey link | e-mail |
 //! | fault report | the customer contact | e-mail |
+//! | opened by e-mail | the customer contact: acknowledgement | e-mail |
+//! | public note, status change by staff | the customer contact | e-mail |
 //! | every queued entry | each webhook that wants its kind | webhook |
 //!
 //! Quiet hours defer everything but P1 to the end of the recipient's window.
@@ -20,7 +22,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::auth::Role;
-use crate::cases::{ActivityBody, Priority, SlaEventKind, Status};
+use crate::cases::{ActivityBody, Channel, Priority, SlaEventKind, Status};
 use crate::directory::User;
 use crate::store::notify::{Expansion, NewAlert, NewDelivery, NewSurvey};
 use crate::store::CaseRow;
@@ -43,6 +45,8 @@ pub struct Context<'a> {
     pub seq: i64,
     pub at: DateTime<Utc>,
     pub author: &'a str,
+    /// The author's user id (`None`: the server, or a sender it did not know).
+    pub author_id: Option<i64>,
     pub body: &'a ActivityBody,
     /// Active staff users (assignee, dispatchers, managers).
     pub roster: &'a [User],
@@ -277,6 +281,7 @@ pub fn plan(cx: &Context<'_>) -> Expansion {
         }
         _ => {}
     }
+    customer_update(cx, &mut x);
     webhooks(cx, &mut x);
     x
 }
@@ -342,6 +347,68 @@ fn field_promise(
             });
         }
     }
+}
+
+/// Case updates to the customer contact (the caller's e-mail address): the
+/// acknowledgement of a case opened by e-mail, and public notes and status
+/// changes written by staff (not the customer's own, not the server's).
+/// Closing is told by the survey mail. The subject carries the case number
+/// and the notifier threads the mail (`send::Thread`), so a reply comes
+/// back to the case.
+fn customer_update(cx: &Context<'_>, x: &mut Expansion) {
+    let Some(email) = cx.case.caller_email.as_ref().filter(|_| cx.channels.email) else {
+        return;
+    };
+    let by_staff = cx
+        .author_id
+        .is_some_and(|id| cx.roster.iter().any(|u| u.id == id));
+    let c = cx.case;
+    let (reason, subject, text) = match cx.body {
+        ActivityBody::Opened {
+            channel: Channel::Email,
+            ..
+        } => (
+            "acknowledgement",
+            format!("[{}] Case opened: {}", c.number, c.summary),
+            format!(
+                "we have opened case {} for your message.\n\nTo add to it, reply to this e-mail \
+                 and keep the case number in the subject.",
+                c.number
+            ),
+        ),
+        ActivityBody::Note { text, .. } if by_staff => (
+            "customer_note",
+            format!("[{}] Update: {}", c.number, c.summary),
+            format!("{} wrote on case {}:\n\n{text}", cx.author, c.number),
+        ),
+        ActivityBody::StatusChanged { to, reason, .. } if by_staff && *to != Status::Closed => (
+            "customer_status",
+            format!("[{}] Status {}: {}", c.number, to, c.summary),
+            format!(
+                "case {} is now {to}.{}",
+                c.number,
+                reason
+                    .as_deref()
+                    .map(|r| format!("\n\n{r}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        _ => return,
+    };
+    x.deliveries.push(NewDelivery {
+        reason: reason.into(),
+        channel: "email",
+        recipient_id: None,
+        recipient: c.caller_name.clone(),
+        address: email.clone(),
+        subject,
+        body: format!(
+            "Dear {},\n\n{text}\n{}\nYour support team\n",
+            c.caller_name,
+            case_link(cx)
+        ),
+        not_before: cx.now,
+    });
 }
 
 fn sla_event(

@@ -36,6 +36,45 @@ impl std::fmt::Display for SendError {
     }
 }
 
+/// Where an e-mail belongs: its case, and the customer's messages that
+/// opened it and last added to it (Message-IDs without angle brackets).
+/// Replies to our mail name `delivery-N@domain`, and we name the case's
+/// thread `case-NUMBER@domain`, so a reply finds its case (`mail::parse`).
+#[derive(Debug, Clone, Default)]
+pub struct Thread {
+    pub case_number: Option<String>,
+    pub inbound: Vec<String>,
+}
+
+impl Thread {
+    /// `(In-Reply-To, References)`: we answer the customer's latest message
+    /// and refer to the whole conversation.
+    pub fn headers(&self, domain: &str) -> Option<(String, String)> {
+        let case = self.case_number.as_ref()?;
+        let mut refs = vec![format!("<case-{case}@{domain}>")];
+        refs.extend(self.inbound.iter().map(|m| format!("<{m}>")));
+        let reply_to = refs.last().cloned().unwrap_or_default();
+        Some((reply_to, refs.join(" ")))
+    }
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): autoresponders must not
+/// answer our mail, and our own intake ignores it should it come back.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".into())
+    }
+}
+
 /// The configured channels, ready to send.
 pub struct Senders {
     mail: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox, String)>,
@@ -101,16 +140,17 @@ impl Senders {
         })
     }
 
-    pub async fn send(&self, d: &DeliveryRow) -> Result<(), SendError> {
+    /// Send `d`; `thread` places an e-mail in its case's conversation.
+    pub async fn send(&self, d: &DeliveryRow, thread: &Thread) -> Result<(), SendError> {
         match d.channel.as_str() {
-            "email" => self.email(d).await,
+            "email" => self.email(d, thread).await,
             "sms" => self.sms(d).await,
             "webhook" => self.webhook(d).await,
             other => Err(SendError::Permanent(format!("unknown channel {other:?}"))),
         }
     }
 
-    async fn email(&self, d: &DeliveryRow) -> Result<(), SendError> {
+    async fn email(&self, d: &DeliveryRow, thread: &Thread) -> Result<(), SendError> {
         let Some((transport, from, domain)) = &self.mail else {
             return Err(SendError::Transient(
                 "e-mail is not configured ([notify.email])".into(),
@@ -130,7 +170,13 @@ impl Senders {
             .from(from.clone())
             .to(to)
             .subject(d.subject.clone())
-            .message_id(Some(format!("<delivery-{}@{domain}>", d.id)))
+            .message_id(Some(format!("<delivery-{}@{domain}>", d.id)));
+        let msg = match thread.headers(domain) {
+            Some((in_reply_to, references)) => msg.in_reply_to(in_reply_to).references(references),
+            None => msg,
+        };
+        let msg = msg
+            .header(AutoSubmitted)
             .header(ContentType::TEXT_PLAIN)
             .body(d.body.clone())
             .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;

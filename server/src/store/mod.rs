@@ -18,6 +18,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod field;
 pub mod kb;
+pub mod mail;
 pub mod meta;
 pub mod notify;
 pub mod relay;

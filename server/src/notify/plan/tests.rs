@@ -75,6 +75,7 @@ fn run(case: &CaseRow, roster: &[User], channels: &Channels, body: &ActivityBody
         seq: 4,
         at: now(),
         author: "Dora Dispatcher",
+        author_id: None,
         body,
         roster,
         channels,
@@ -404,8 +405,96 @@ fn field_promises_warn_like_sla_clocks_and_escalate_when_missed() {
     assert_eq!(x.alerts[0].user_id, 101);
     assert!(x.deliveries[0].body.contains("backup equipment"));
     // Other visit steps notify nobody.
-    assert!(!crate::notify::wants(&promise("checked_in")));
-    assert!(crate::notify::wants(&promise("onsite_missed")));
+    assert!(!crate::notify::wants(
+        &promise("checked_in"),
+        crate::cases::model::Visibility::Internal
+    ));
+    assert!(crate::notify::wants(
+        &promise("onsite_missed"),
+        crate::cases::model::Visibility::Internal
+    ));
     let x = run(&case(2), &roster(), &both(), &promise("checked_in"));
     assert!(x.deliveries.is_empty());
+}
+
+fn run_by(author_id: Option<i64>, body: &ActivityBody) -> Expansion {
+    let (c, r, ch) = (case(3), roster(), both());
+    plan(&Context {
+        case: &c,
+        seq: 5,
+        at: now(),
+        author: "User 10",
+        author_id,
+        body,
+        roster: &r,
+        channels: &ch,
+        public_url: None,
+        default_tz: "Europe/Berlin".parse().unwrap(),
+        now: now(),
+        survey_token: "tok",
+        survey_valid_for: chrono::Duration::days(30),
+        survey_reminder_after: chrono::Duration::days(3),
+    })
+}
+
+#[test]
+fn the_customer_contact_hears_of_staff_updates_only() {
+    let jana = "jana@customer.example".to_string();
+    let note = ActivityBody::Note {
+        text: "Replacement PSU ships today.".into(),
+        corrects: None,
+    };
+    let x = run_by(Some(10), &note);
+    assert_eq!(
+        targets(&x),
+        vec![("customer_note".into(), "email", jana.clone())]
+    );
+    assert!(x.deliveries[0]
+        .subject
+        .starts_with("[C-2026-000007] Update: "));
+    assert!(x.deliveries[0]
+        .body
+        .contains("Replacement PSU ships today."));
+    // The customer's own note (by mail or portal) and the server's are not echoed.
+    assert!(run_by(Some(500), &note).deliveries.is_empty());
+    assert!(run_by(None, &note).deliveries.is_empty());
+    let status = ActivityBody::StatusChanged {
+        from: Status::Assigned,
+        to: Status::Resolved,
+        reason: Some("PSU replaced".into()),
+    };
+    let x = run_by(Some(10), &status);
+    assert_eq!(
+        targets(&x),
+        vec![("customer_status".into(), "email", jana.clone())]
+    );
+    assert!(x.deliveries[0].subject.contains("Status resolved"));
+    // Closing is told by the survey, once.
+    let closed = ActivityBody::StatusChanged {
+        from: Status::Resolved,
+        to: Status::Closed,
+        reason: None,
+    };
+    let reasons: Vec<String> = run_by(Some(10), &closed)
+        .deliveries
+        .iter()
+        .map(|d| d.reason.clone())
+        .collect();
+    assert_eq!(reasons, ["survey", "survey_reminder"]);
+    // A case opened by e-mail is acknowledged, whoever the author.
+    let opened = ActivityBody::Opened {
+        summary: "x".into(),
+        priority: Priority::P3,
+        channel: Channel::Email,
+        case_type: crate::cases::CaseType::Other,
+    };
+    let x = run_by(None, &opened);
+    assert_eq!(targets(&x), vec![("acknowledgement".into(), "email", jana)]);
+    let phoned = ActivityBody::Opened {
+        summary: "x".into(),
+        priority: Priority::P3,
+        channel: Channel::Phone,
+        case_type: crate::cases::CaseType::Other,
+    };
+    assert!(run_by(None, &phoned).deliveries.is_empty());
 }
