@@ -95,10 +95,63 @@ async fn the_demo_customers_report_as_json_html_and_pdf() -> Result<()> {
         .as_str()
         .unwrap_or("")
         .contains("not record"));
-    assert!(r["inspections"]["note"]
-        .as_str()
-        .unwrap_or("")
-        .contains("not record"));
+    // The demo's Hamburg HQ inspection is three days overdue: outstanding.
+    assert_eq!(r["inspections"]["performed"], json!([]), "{r}");
+    let hamburg = "Quarterly inspection, Hamburg HQ";
+    let outstanding = |r: &Value| -> Vec<(String, bool)> {
+        r["inspections"]["outstanding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d["schedule_name"].as_str().unwrap_or_default().to_string(),
+                    d["overdue"] == true,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(outstanding(&r), vec![(hamburg.to_string(), true)], "{r}");
+    // Performed, with a finding and its follow-up case, it moves over.
+    let (dana, erik) = (demo.token("dana")?, demo.token("erik")?);
+    let me: Value = get(&http, &format!("{api}/me"), &erik).await?.json().await?;
+    let schedules: Value = get(&http, &format!("{api}/inspection-schedules"), &dana)
+        .await?
+        .json()
+        .await?;
+    let schedule = schedules
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == hamburg))
+        .context("the demo's Hamburg schedule")?;
+    let items: Vec<Value> = schedule["checklist"]
+        .as_array()
+        .context("checklist")?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if i == 0 {
+                json!({ "item": item, "result": "finding", "note": "fan 2 noisy", "open_case": true })
+            } else {
+                json!({ "item": item, "result": "ok" })
+            }
+        })
+        .collect();
+    let done = http
+        .post(format!(
+            "{api}/inspection-schedules/{}/inspections",
+            schedule["id"]
+        ))
+        .bearer_auth(&dana)
+        .json(&json!({ "engineer_id": me["id"], "items": items }))
+        .send()
+        .await?;
+    assert!(done.status().is_success(), "{:?}", done.text().await);
+    let r: Value = get(&http, &url, &tomas).await?.json().await?;
+    let performed = &r["inspections"]["performed"];
+    assert_eq!(performed[0]["schedule_name"], hamburg, "{r}");
+    assert_eq!(performed[0]["findings"], 1);
+    assert_eq!(performed[0]["follow_up_cases"].as_array().map(Vec::len), Some(1));
+    assert_eq!(outstanding(&r), vec![], "{r}");
 
     // HTML.
     let resp = get(&http, &format!("{url}?format=html"), &tomas).await?;

@@ -126,7 +126,7 @@ fn day(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-fn schedule_view(r: ScheduleRow, today: NaiveDate) -> Result<Schedule> {
+pub(crate) fn schedule_view(r: ScheduleRow, today: NaiveDate) -> Result<Schedule> {
     let next_due = parse_day("inspection_schedules.next_due", &r.next_due)?;
     Ok(Schedule {
         checklist: serde_json::from_str(&r.checklist)
@@ -145,7 +145,7 @@ fn schedule_view(r: ScheduleRow, today: NaiveDate) -> Result<Schedule> {
     })
 }
 
-fn inspection_view(r: InspectionRow) -> Result<Inspection> {
+pub(crate) fn inspection_view(r: InspectionRow) -> Result<Inspection> {
     Ok(Inspection {
         items: serde_json::from_str(&r.items)
             .map_err(|_| Error::Corrupt(format!("inspection {} has bad items", r.id)))?,

@@ -133,6 +133,27 @@ pub fn body(r: &ServiceReport) -> Markup {
         h2 { "Upgrades applied" }
         p.note { (r.upgrades.note) }
         h2 { "Preventive inspections" }
-        p.note { (r.inspections.note) }
+        @if r.inspections.performed.is_empty() {
+            p.note { "None performed in the period." }
+        } @else {
+            table {
+                thead { tr { th { "Performed" } th { "Inspection" } th { "Contract" } th { "Due" } th { "Engineer" } th { "Findings" } th { "Follow-up cases" } } }
+                tbody { @for i in &r.inspections.performed {
+                    tr { td { (i.performed_at.format("%Y-%m-%d")) } td { (i.schedule_name) } td { (i.contract_number) }
+                         td { (i.due_on) } td { (i.engineer) } td.n { (i.findings) } td { (i.follow_up_cases.join(", ")) } }
+                } }
+            }
+        }
+        @if !r.inspections.outstanding.is_empty() {
+            p { "Due by the end of the period and not yet performed:" }
+            table {
+                thead { tr { th { "Due" } th { "Inspection" } th { "Contract" } th { "Site" } th { "State" } } }
+                tbody { @for d in &r.inspections.outstanding {
+                    tr { td { (d.next_due) } td { (d.schedule_name) } td { (d.contract_number) }
+                         td { (d.site_name.as_deref().unwrap_or("all sites")) }
+                         td { @if d.overdue { "overdue" } @else { "due" } } }
+                } }
+            }
+        }
     }
 }

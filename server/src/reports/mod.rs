@@ -6,8 +6,10 @@
 //!   as the manager dashboard does: [`crate::dashboard::case_results`]) with
 //!   the mean working times to respond and resolve; breaches and
 //!   escalations ([`crate::dashboard::events_of`]); spares shipped.
-//! - Upgrades and inspections are sections that say honestly that Outpost
-//!   keeps no such records yet.
+//! - Preventive inspections performed in the period, with findings and
+//!   follow-up cases, and those due by its end and not yet performed.
+//! - Upgrades is a section that says honestly that Outpost keeps no such
+//!   records yet.
 //! - Rendered as HTML ([`html`]) and, from the same HTML, as PDF by headless
 //!   Chromium ([`pdf`]); downloadable on demand and e-mailed on a
 //!   per-organisation schedule ([`schedule`]).
@@ -179,7 +181,85 @@ pub struct ServiceReport {
     pub incidents: Vec<SlaIncident>,
     pub spares: Vec<SpareShipped>,
     pub upgrades: NotRecorded,
-    pub inspections: NotRecorded,
+    pub inspections: Inspections,
+}
+
+/// Preventive inspections: those performed in the period, and those due by
+/// its end and not yet performed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Inspections {
+    pub performed: Vec<InspectionDone>,
+    pub outstanding: Vec<InspectionDue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InspectionDone {
+    pub schedule_name: String,
+    pub contract_number: String,
+    pub due_on: NaiveDate,
+    pub performed_at: DateTime<Utc>,
+    pub engineer: String,
+    /// Checklist items answered `finding`.
+    pub findings: usize,
+    /// Cases opened for findings.
+    pub follow_up_cases: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InspectionDue {
+    pub schedule_name: String,
+    pub contract_number: String,
+    pub site_name: Option<String>,
+    pub next_due: NaiveDate,
+    /// Due before the report was made.
+    pub overdue: bool,
+}
+
+/// The inspections section from the rows the store gave.
+fn inspections(
+    performed: Vec<crate::store::field::InspectionRow>,
+    outstanding: Vec<crate::store::field::ScheduleRow>,
+    today: NaiveDate,
+) -> Result<Inspections> {
+    use crate::field::inspections::{inspection_view, schedule_view, ItemResult};
+    Ok(Inspections {
+        performed: performed
+            .into_iter()
+            .map(|row| {
+                let i = inspection_view(row)?;
+                Ok(InspectionDone {
+                    findings: i
+                        .items
+                        .iter()
+                        .filter(|it| it.result == ItemResult::Finding)
+                        .count(),
+                    follow_up_cases: i
+                        .items
+                        .iter()
+                        .filter_map(|it| it.follow_up_case.clone())
+                        .collect(),
+                    schedule_name: i.schedule_name,
+                    contract_number: i.contract_number,
+                    due_on: i.due_on,
+                    performed_at: i.performed_at,
+                    engineer: i.engineer.name,
+                })
+            })
+            .collect::<Result<_>>()?,
+        outstanding: outstanding
+            .into_iter()
+            .map(|row| {
+                let s = schedule_view(row, today)?;
+                Ok(InspectionDue {
+                    schedule_name: s.name,
+                    contract_number: s.contract_number,
+                    site_name: s.site_name,
+                    next_due: s.next_due,
+                    overdue: s.overdue,
+                })
+            })
+            .collect::<Result<_>>()?,
+    })
 }
 
 fn by_priority(rows: &[(i64, i64)]) -> Vec<PriorityCount> {
@@ -261,10 +341,21 @@ impl Reports {
             .ok_or_else(|| Error::not_found(format!("organization {org}")))?;
         let now = self.clock.now();
         let (from, to) = (to_micros(period.start()), to_micros(period.end()));
-        let (opened, closed, shipped, events, (results, _truncated, unevaluated)) = tokio::try_join!(
+        let period_end = period.to.format("%Y-%m-%d").to_string();
+        let (
+            opened,
+            closed,
+            shipped,
+            performed,
+            outstanding,
+            events,
+            (results, _truncated, unevaluated),
+        ) = tokio::try_join!(
             self.store.report_opened(org, from, to),
             self.store.report_closed(org, from, to),
             self.store.report_shipped(org, from, to),
+            self.store.inspections_performed(org, from, to),
+            self.store.schedules(Some(&period_end), Some(org), 1000),
             crate::dashboard::events_of(&self.store, period, Some(org)),
             crate::dashboard::case_results(&self.store, self.sla.current(), period, now, Some(org)),
         )?;
@@ -327,11 +418,7 @@ impl Reports {
                        (the upgrade campaigns of SPEC.md 8 are not built), so none are listed."
                     .into(),
             },
-            inspections: NotRecorded {
-                note: "Outpost does not record preventive inspections yet (SPEC.md 9), \
-                       so none are listed."
-                    .into(),
-            },
+            inspections: inspections(performed, outstanding, now.date_naive())?,
         })
     }
 

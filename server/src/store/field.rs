@@ -657,6 +657,28 @@ impl Store {
         }))
     }
 
+    /// The inspections of an organisation performed in `[from, to)`
+    /// (microseconds), in order.
+    pub async fn inspections_performed(
+        &self,
+        organization_id: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<InspectionRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(&format!(
+                "{INSPECTION_SELECT} WHERE k.organization_id = $1
+                   AND i.performed_at >= $2 AND i.performed_at < $3
+                 ORDER BY i.performed_at, i.id LIMIT 1000"
+            ))
+            .bind(organization_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
     pub async fn inspections(
         &self,
         schedule_id: Option<i64>,
