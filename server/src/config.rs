@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub relay: crate::relay::RelaySpec,
     #[serde(default)]
     pub rma: crate::rma::RmaSpec,
+    #[serde(default)]
+    pub releases: crate::releases::ReleaseSpec,
 }
 
 /// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
@@ -128,6 +130,8 @@ pub struct Config {
     /// The SSH relay for remote login, validated.
     pub relay: crate::relay::RelaySettings,
     pub rma: crate::rma::Settings,
+    /// The release catalog's trusted signing keys, validated.
+    pub releases: crate::releases::Settings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -228,6 +232,7 @@ impl Config {
             .build(ov.ssh_listen.clone().or_else(|| env("OUTPOST_SSH_LISTEN")))
             .map_err(anyhow::Error::msg)?;
         let rma = file.rma.build().map_err(anyhow::Error::msg)?;
+        let releases = file.releases.build().map_err(anyhow::Error::msg)?;
         let tls = match (&file.server.tls_cert, &file.server.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
@@ -244,6 +249,7 @@ impl Config {
             tls,
             relay,
             rma,
+            releases,
             sla,
             sla_section: file.sla.clone(),
             notify,

@@ -16,6 +16,7 @@ pub mod http;
 pub mod notify;
 pub mod password;
 pub mod relay;
+pub mod releases;
 pub mod rma;
 pub mod sla;
 pub mod store;

@@ -191,6 +191,14 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/shipments", "get"),
         ("/api/v1/shipments/{id}", "get"),
         ("/api/v1/shipments/{id}/{step}", "post"),
+        ("/api/v1/releases", "post"),
+        ("/api/v1/releases", "get"),
+        ("/api/v1/releases/{id}", "get"),
+        ("/api/v1/releases/{id}/artifact", "put"),
+        ("/api/v1/releases/{id}/artifact", "get"),
+        ("/api/v1/agent/update", "post"),
+        ("/api/v1/agent/releases/{id}/artifact", "get"),
+        ("/api/v1/agents/{id}/updates", "get"),
     ];
     let documented: usize = paths
         .values()

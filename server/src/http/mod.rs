@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod feedback;
 pub mod relay;
+pub mod releases;
 pub mod reports;
 pub mod rma;
 pub mod sla;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub relay: Option<crate::relay::Relay>,
     /// Spare parts and RMA shipments.
     pub rma: crate::rma::Rma,
+    /// The release catalog and agent self-update.
+    pub releases: crate::releases::Releases,
     /// Mark the console's cookies `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
     metrics: PrometheusHandle,
@@ -72,6 +75,11 @@ impl AppState {
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             relay: None,
+            releases: crate::releases::Releases::new(
+                cases.store.clone(),
+                cases.clock.clone(),
+                Default::default(),
+            ),
             secure_cookies: false,
             store: cases.store.clone(),
             clock: cases.clock.clone(),
@@ -87,6 +95,11 @@ impl AppState {
     }
 
     /// Use this RMA service (configured `[rma]`) instead of the default.
+    pub fn with_releases(mut self, releases: crate::releases::Releases) -> AppState {
+        self.releases = releases;
+        self
+    }
+
     pub fn with_rma(mut self, rma: crate::rma::Rma) -> AppState {
         self.rma = rma;
         self
@@ -228,6 +241,15 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(relay::add_expert))
         .routes(routes!(relay::approve_remote, relay::list_approvals))
         .routes(routes!(relay::revoke_approval))
+        .routes(routes!(releases::create_release, releases::list_releases))
+        .routes(routes!(releases::get_release))
+        .routes(routes!(
+            releases::upload_artifact,
+            releases::download_artifact
+        ))
+        .routes(routes!(releases::agent_update))
+        .routes(routes!(releases::agent_artifact))
+        .routes(routes!(releases::agent_updates))
         .split_for_parts()
 }
 
@@ -327,8 +349,13 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let limit = if req.uri().path() == AGENT_MESSAGES {
+    let path = req.uri().path();
+    let limit = if path == AGENT_MESSAGES {
         AGENT_BODY_LIMIT
+    } else if path.starts_with("/api/v1/releases/") && path.ends_with("/artifact") {
+        // Artifacts are streamed into the store and checked against the
+        // signed size as they arrive (`releases::Upload`).
+        crate::releases::MAX_ARTIFACT as usize
     } else {
         BODY_LIMIT
     };

@@ -19,6 +19,7 @@ pub mod directory;
 pub mod meta;
 pub mod notify;
 pub mod relay;
+pub mod releases;
 pub mod rma;
 pub mod sla;
 pub mod timers;
