@@ -464,6 +464,17 @@ async fn download(uplink: &Uplink, offer: &OfferedRelease, part: &Path) -> Resul
     Ok(())
 }
 
+/// Downloads and checks an offered artifact into `part` exactly as a
+/// self-update does (resuming what is there), without installing it: for
+/// benchmarks and tools.
+pub async fn fetch_artifact(uplink: &Uplink, offer: &OfferedRelease, part: &Path) -> Result<()> {
+    match download(uplink, offer, part).await {
+        Ok(()) => Ok(()),
+        Err(Problem::Refuse(why)) => Err(anyhow::anyhow!("refused: {why}")),
+        Err(Problem::Retry(err)) => Err(err),
+    }
+}
+
 fn sha256_file(path: &Path) -> Result<String> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
