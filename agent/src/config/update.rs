@@ -99,3 +99,44 @@ impl UpdateConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::AgentConfig;
+
+    fn config(update: &str) -> Result<AgentConfig, String> {
+        AgentConfig::parse(&format!(
+            "[server]\nurl = \"http://127.0.0.1:1\"\n\n[update]\n{update}"
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn enabled_without_keys_is_an_error_never_verification_off() {
+        let err = config("enabled = true\n").unwrap_err();
+        assert!(err.contains("update.trusted_keys is empty"), "{err}");
+        let err = config("enabled = true\ntrusted_keys = []\n").unwrap_err();
+        assert!(err.contains("never turns verification off"), "{err}");
+        // Off, no keys needed.
+        assert!(config("enabled = false\n").is_ok());
+    }
+
+    #[test]
+    fn keys_and_durations_are_checked() {
+        let good = format!("ed25519:{}", "11".repeat(32));
+        let ok = config(&format!("enabled = true\ntrusted_keys = [\"{good}\"]\n")).unwrap();
+        assert_eq!(ok.update.keys().unwrap().len(), 1);
+        let err = config(&format!(
+            "enabled = true\ntrusted_keys = [\"{good}\", \"ssh-ed25519 AAAA\"]\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("update.trusted_keys[1]"), "{err}");
+        let err = config(&format!(
+            "enabled = true\ntrusted_keys = [\"{good}\"]\nhealth_deadline = \"0s\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("update.health_deadline"), "{err}");
+        let err = config("enabled = true\ntrusted_key = []\n").unwrap_err();
+        assert!(err.contains("trusted_key"), "{err}");
+    }
+}
