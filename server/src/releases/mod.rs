@@ -416,8 +416,7 @@ impl Releases {
         }
     }
 
-    /// A published release whose artifact an agent or a member of staff
-    /// may read.
+    /// A published release whose artifact `who` (staff) may download.
     pub async fn artifact(&self, who: &Principal, id: i64) -> Result<ReleaseRow> {
         who.require(Action::ReadReleases)?;
         self.published(id).await
@@ -431,7 +430,7 @@ impl Releases {
         }
     }
 
-    /// The bytes of `range` of a published artifact, chunk by chunk.
+    /// Chunk `seq` (bytes `seq * CHUNK ..`) of a stored artifact.
     pub async fn read_chunk(&self, id: i64, seq: u64) -> Result<Vec<u8>> {
         let seq = i64::try_from(seq).map_err(|_| Error::invalid("range", "too far"))?;
         self.store
@@ -466,8 +465,8 @@ impl Releases {
         })
     }
 
-    /// An agent's reported updates, newest first (staff, or the agent's own
-    /// customer through the agent's visibility).
+    /// An agent's reported updates, newest first (the caller checks that
+    /// the agent is visible to whoever asks).
     pub async fn agent_updates(&self, agent_id: i64) -> Result<Vec<AgentUpdateView>> {
         Ok(self
             .store
