@@ -36,7 +36,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub mod tunnel;
+pub mod update;
 pub use self::tunnel::{HostPort, TunnelConfig, TunnelTarget};
+pub use self::update::UpdateConfig;
 
 /// Default port of an SNMP agent.
 pub const SNMP_PORT: u16 = 161;
@@ -68,6 +70,9 @@ pub struct AgentConfig {
     /// `[[tunnel.targets]]`); off without targets.
     #[serde(default)]
     pub tunnel: TunnelConfig,
+    /// Self-update (`[update]`); off when absent.
+    #[serde(default)]
+    pub update: UpdateConfig,
 }
 
 /// `[host]`: health sampling of the agent's own host.
@@ -593,6 +598,7 @@ impl AgentConfig {
                 )));
             }
         }
+        self.update.validate().map_err(invalid)?;
         let t = &self.tunnel;
         if t.keepalive < Duration::from_secs(1) || t.keepalive > Duration::from_secs(3600) {
             return Err(invalid(format!(
@@ -873,6 +879,14 @@ fn default_threshold_severity() -> outpost_protocol::Severity {
 }
 
 impl AgentConfig {
+    /// The self-update directory: `update.dir`, or `<identity_dir>/update`.
+    pub fn update_dir(&self) -> PathBuf {
+        self.update
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.server.identity_dir.join("update"))
+    }
+
     /// The spool directory: `spool.dir`, or `<identity_dir>/spool`.
     pub fn spool_dir(&self) -> PathBuf {
         self.spool

@@ -15,7 +15,12 @@
 //!   exponential back-off (1 s to 60 s) while the server is unreachable;
 //! * **metrics** on `[metrics] listen`, if set;
 //! * **tunnel**: the reverse SSH tunnel to the server's relay
-//!   ([`crate::tunnel`]), idle while `[[tunnel.targets]]` is empty.
+//!   ([`crate::tunnel`]), idle while `[[tunnel.targets]]` is empty;
+//! * **update** (with `[update] enabled`): asks for a release every
+//!   `check_interval` ([`crate::update`]); once one is installed the daemon
+//!   stops as on SIGTERM and hands over to it under the update guard. A
+//!   binary on trial marks itself healthy when the server accepts its first
+//!   heartbeat, which carries its version and the clock skew.
 //!
 //! Fault events are appended to the spool (fsynced) *before* the detector
 //! state that produced them is saved, so a crash between the two can only
@@ -48,6 +53,7 @@ use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::snmp::poll::poll_targets_each;
 use crate::spool::{RecordKind, Spool, SpoolOptions};
+use crate::update::{Checked, Pending, Updater};
 use crate::uplink::Uplink;
 
 /// Most payload bytes in one batch sent to the server (whose agent endpoint takes
@@ -71,6 +77,13 @@ struct Shared {
     started: Instant,
     /// The `[tunnel]` section the tunnel task follows.
     tunnel: watch::Sender<Arc<TunnelConfig>>,
+    /// Self-update, when `[update]` is on.
+    updater: Option<Updater>,
+    /// A release installed by the update task: the daemon stops and hands
+    /// over to it ([`crate::update::guard`]).
+    installed: Mutex<Option<Pending>>,
+    /// Poked when `installed` is set.
+    hand_over: Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -189,6 +202,17 @@ pub async fn run(config_path: &Path) -> Result<()> {
         identity.agent_id,
         key,
     )?;
+    // An update a previous process left is finished first (before the spool
+    // is opened): reported, or (a trial nobody watched) watched by this
+    // process, which then becomes the binary that stays.
+    let updater = Updater::new(&config, config_path, identity.agent_id).context("[update]")?;
+    let update_reports = match &updater {
+        Some(u) => u.on_start().unwrap_or_else(|err| {
+            tracing::error!(error = %format!("{err:#}"), "cannot finish the last self-update");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
     let spool_dir = config.spool_dir();
     let spool = Spool::open(
         &spool_dir,
@@ -213,7 +237,20 @@ pub async fn run(config_path: &Path) -> Result<()> {
         spooled: Notify::new(),
         started: Instant::now(),
         tunnel: tunnel_tx,
+        updater,
+        installed: Mutex::new(None),
+        hand_over: Notify::new(),
     });
+    if !update_reports.is_empty() {
+        let messages: Vec<AgentMessage> = update_reports
+            .into_iter()
+            .map(AgentMessage::Update)
+            .collect();
+        // Spooled like faults: kept until the server has them.
+        shared
+            .spool_messages(&messages, RecordKind::Fault)
+            .context("spooling the self-update report")?;
+    }
     {
         let open_faults = lock(&shared.detector).open_faults();
         let spool = lock(&shared.spool);
@@ -245,6 +282,9 @@ pub async fn run(config_path: &Path) -> Result<()> {
     tasks.spawn(poller(Arc::clone(&shared), stop_rx.clone()));
     tasks.spawn(host_sampler(Arc::clone(&shared), stop_rx.clone()));
     tasks.spawn(ticker(Arc::clone(&shared), stop_rx.clone()));
+    if shared.updater.is_some() && std::env::var_os(crate::update::TRIAL_ENV).is_none() {
+        tasks.spawn(updater_task(Arc::clone(&shared), stop_rx.clone()));
+    }
     tasks.spawn(crate::tunnel::run(
         tunnel_rx,
         shared.identity.clone(),
@@ -274,11 +314,57 @@ pub async fn run(config_path: &Path) -> Result<()> {
     if drained.is_err() {
         tasks.abort_all();
     }
-    let mut detector = lock(&shared.detector);
-    if detector.is_dirty() {
-        detector.save(&shared.state_file)?;
+    {
+        let mut detector = lock(&shared.detector);
+        if detector.is_dirty() {
+            detector.save(&shared.state_file)?;
+        }
+    }
+    let installed = lock(&shared.installed).take();
+    if let (Some(pending), Some(updater)) = (installed, shared.updater.clone()) {
+        // Close the spool and everything else before the new binary opens them.
+        drop(shared);
+        match crate::update::guard::hand_over(&updater, &pending)? {}
     }
     Ok(())
+}
+
+/// Asks the server for a release every `update.check_interval` (first a few
+/// seconds after start); installs it and asks the daemon to hand over.
+async fn updater_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let Some(updater) = shared.updater.clone() else {
+        return;
+    };
+    let mut wait = Duration::from_secs(2);
+    loop {
+        if !sleep_or_stop(wait, &mut stop).await {
+            return;
+        }
+        wait = shared.config().update.check_interval;
+        let mut reports = Vec::new();
+        let checked = tokio::select! {
+            c = updater.check(&shared.uplink, &mut reports) => c,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        if !reports.is_empty() {
+            let messages: Vec<AgentMessage> =
+                reports.into_iter().map(AgentMessage::Update).collect();
+            if let Err(err) = shared.spool_messages(&messages, RecordKind::Fault) {
+                tracing::error!(error = %format!("{err:#}"), "cannot spool a self-update report");
+            }
+        }
+        match checked {
+            Ok(Checked::Nothing) => {}
+            Ok(Checked::Installed(pending)) => {
+                *lock(&shared.installed) = Some(pending);
+                shared.hand_over.notify_one();
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "self-update check failed; retrying later");
+            }
+        }
+    }
 }
 
 /// The target a trap came from: the first configured target whose address
@@ -345,12 +431,19 @@ async fn signals(shared: &Shared) -> Result<()> {
                 _ = hup.recv() => reload(shared),
                 _ = term.recv() => return Ok(()),
                 _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = shared.hand_over.notified() => {
+                    tracing::info!("stopping to hand over to the new release");
+                    return Ok(());
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await.context("waiting for ctrl-c")
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for ctrl-c"),
+            _ = shared.hand_over.notified() => Ok(()),
+        }
     }
 }
 
@@ -499,9 +592,10 @@ async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             protocol_version: PROTOCOL_VERSION,
             agent_id: shared.identity.agent_id,
             sent_at: Utc::now(),
-            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            agent_version: crate::version::current(),
             uptime_secs: shared.started.elapsed().as_secs(),
             spool_depth: lock(&shared.spool).len(),
+            clock_skew_secs: shared.uplink.clock_skew_secs(),
         };
         let message = AgentMessage::Heartbeat(heartbeat);
         let sent = tokio::select! {
@@ -515,7 +609,16 @@ async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     "the server rejected a heartbeat"
                 );
             }
-            Ok(_) => shared.metrics.up.store(1, Ordering::Relaxed),
+            Ok(_) => {
+                shared.metrics.up.store(1, Ordering::Relaxed);
+                // A binary on trial is healthy once the server takes its
+                // heartbeat (which carries its version).
+                if let Some(updater) = &shared.updater {
+                    if let Err(err) = updater.mark_healthy() {
+                        tracing::error!(error = %format!("{err:#}"), "cannot report health to the update guard");
+                    }
+                }
+            }
             Err(err) => {
                 shared.metrics.up.store(0, Ordering::Relaxed);
                 shared.metrics.uplink_errors.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,9 @@
 //! * [`tunnel`]: the reverse SSH tunnel to the server's relay, through which
 //!   engineers reach the devices in `[[tunnel.targets]]`.
 //! * [`fsutil`]: atomic file replacement.
+//! * [`update`]: self-update (signed releases, resumable download, atomic
+//!   replacement, health check and rollback); [`version`]: the version this
+//!   binary reports.
 
 pub mod check;
 pub mod collect;
@@ -30,4 +33,6 @@ pub mod metrics;
 pub mod snmp;
 pub mod spool;
 pub mod tunnel;
+pub mod update;
 pub mod uplink;
+pub mod version;

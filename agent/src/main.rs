@@ -449,7 +449,7 @@ fn parse(
         "-V" | "--version" => {
             return Ok(Parsed::Print(format!(
                 "{NAME} {}\n",
-                env!("CARGO_PKG_VERSION")
+                outpost_agent::version::current()
             )))
         }
         "--" => match args.next() {

@@ -210,7 +210,7 @@ fn route(
                         s.inventories += 1;
                         OutcomeStatus::Accepted
                     }
-                    AgentMessage::Topology(_) => OutcomeStatus::Accepted,
+                    AgentMessage::Topology(_) | AgentMessage::Update(_) => OutcomeStatus::Accepted,
                 };
                 results.push(Outcome {
                     status,

@@ -21,6 +21,12 @@ pub struct Heartbeat {
     pub uptime_secs: u64,
     /// Number of messages waiting in the agent's on-disk spool for delivery.
     pub spool_depth: u64,
+    /// The agent's clock minus the server's, in seconds, as the agent last
+    /// measured it from the `Date` header of a server answer (`None` before
+    /// any answer). Signatures on releases never depend on it; the server
+    /// shows it so a wrong device clock is seen before it bites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_secs: Option<i64>,
 }
 
 #[cfg(test)]

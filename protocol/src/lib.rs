@@ -36,6 +36,7 @@ mod health;
 mod heartbeat;
 mod inventory;
 mod message;
+pub mod release;
 pub mod secret;
 mod topology;
 pub mod tunnel;
@@ -56,6 +57,9 @@ pub use inventory::{
     DeviceInventory, DiskFacts, HostFacts, Inventory, ModuleInventory, PhysicalClass,
 };
 pub use message::AgentMessage;
+pub use release::{
+    OfferedRelease, ReleaseManifest, UpdateOffer, UpdateOutcome, UpdateQuery, UpdateReport,
+};
 pub use topology::{LldpLink, Topology};
 #[cfg(feature = "sha2")]
 pub use uplink::signing_input;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{FaultEvent, Heartbeat, Inventory, Topology};
+use crate::{FaultEvent, Heartbeat, Inventory, Topology, UpdateReport};
 
 /// Any message an enrolled agent sends on its uplink, as one JSON object with
 /// a `type` field (`heartbeat`, `inventory` or `fault`) beside the fields of
@@ -19,6 +19,8 @@ pub enum AgentMessage {
     Fault(FaultEvent),
     /// The LLDP [`Topology`]; `"type": "topology"`.
     Topology(Topology),
+    /// The outcome of a self-update ([`UpdateReport`]); `"type": "update"`.
+    Update(UpdateReport),
 }
 
 impl AgentMessage {
@@ -29,6 +31,7 @@ impl AgentMessage {
             AgentMessage::Inventory(m) => m.protocol_version,
             AgentMessage::Fault(m) => m.protocol_version,
             AgentMessage::Topology(m) => m.protocol_version,
+            AgentMessage::Update(m) => m.protocol_version,
         }
     }
 
@@ -39,6 +42,7 @@ impl AgentMessage {
             AgentMessage::Inventory(m) => m.agent_id,
             AgentMessage::Fault(m) => m.agent_id,
             AgentMessage::Topology(m) => m.agent_id,
+            AgentMessage::Update(m) => m.agent_id,
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn heartbeat() -> Heartbeat {
         agent_version: "0.1.0".into(),
         uptime_secs: 86_400,
         spool_depth: 3,
+        clock_skew_secs: None,
     }
 }
 

@@ -107,6 +107,10 @@ pub enum Action {
     /// See kept e-mail: the held, refused and malformed messages and their
     /// raw bytes.
     ReadMail,
+    /// Add releases to the catalog and upload their artifacts.
+    PublishReleases,
+    /// See the release catalog, download artifacts, see agents' updates.
+    ReadReleases,
 }
 
 impl Principal {
@@ -120,6 +124,8 @@ impl Principal {
             // Taking a case over makes you its assignee: engineers and experts only.
             (r, TakeOver) => matches!(r, Engineer | Expert),
             (Admin, _) => true,
+            (_, PublishReleases) => false,
+            (r, ReadReleases) => r.is_staff(),
             (r, ManageSpares) => r == RmaAdmin,
             (r, ReadSpares) => r.is_staff(),
             (r, RequestSpare) => matches!(r, Dispatcher | Engineer | Expert | Manager | RmaAdmin),
@@ -214,6 +220,8 @@ fn action_words(a: Action) -> &'static str {
         Action::ReadReports => "read reports",
         Action::ManageSpares => "manage spare parts and shipments",
         Action::ReadSpares => "see spare parts and shipments",
+        Action::PublishReleases => "publish releases",
+        Action::ReadReleases => "read the release catalog",
         Action::RequestSpare => "request spare parts",
         Action::ReadOperations => "see the server's replicas",
         Action::ReadKnowledge => "read the knowledge base",

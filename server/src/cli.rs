@@ -123,6 +123,48 @@ pub enum Admin {
         #[arg(long)]
         username: String,
     },
+    /// Release signing keys (kept offline, away from the server).
+    #[command(subcommand)]
+    ReleaseKey(ReleaseKeyCommand),
+    /// Sign a release artifact with a key from `admin release-key generate`
+    /// and print the body of `POST /api/v1/releases` (JSON). Needs no
+    /// database: run it where the key is.
+    SignRelease {
+        /// The private key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The artifact to sign.
+        #[arg(long)]
+        file: PathBuf,
+        /// `agent` or `firmware`.
+        #[arg(long, default_value = "agent")]
+        kind: String,
+        /// Product name (`outpost-agent` for the agent).
+        #[arg(long, default_value = "outpost-agent")]
+        name: String,
+        #[arg(long)]
+        version: String,
+        /// Target triple (agent) or vendor/model (firmware).
+        #[arg(long)]
+        target: String,
+        /// Release notes.
+        #[arg(long, default_value = "")]
+        notes: String,
+        /// Offer it to agents running a newer version (a deliberate downgrade).
+        #[arg(long)]
+        allow_downgrade: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseKeyCommand {
+    /// Make a new ed25519 signing key: the private key goes to FILE (mode
+    /// 0600, refused if FILE exists), the public key (`ed25519:<hex>`, for
+    /// `[releases] trusted_keys` and the agents' `[update] trusted_keys`) is
+    /// printed.
+    Generate { file: PathBuf },
+    /// Print the public key of the private key in FILE.
+    Public { file: PathBuf },
 }
 
 /// The demo users' web-console password (set only where none is).
@@ -231,6 +273,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(&overrides(&cli.common, None, None))?;
             open(&config).await?;
             println!("schema is up to date ({})", config.database.describe());
+        }
+        Command::Admin(Admin::ReleaseKey(cmd)) => {
+            return crate::releases::signing::key_command(cmd);
+        }
+        Command::Admin(cmd @ Admin::SignRelease { .. }) => {
+            return crate::releases::signing::sign_command(cmd);
         }
         Command::Admin(cmd) => {
             let config = Config::load(&overrides(&cli.common, None, None))?;
@@ -370,6 +418,9 @@ async fn admin(cmd: Admin, store: Store, clock: Arc<dyn Clock>) -> anyhow::Resul
                 );
                 return Ok(ExitCode::from(1));
             }
+        }
+        Admin::ReleaseKey(_) | Admin::SignRelease { .. } => {
+            bail!("release keys and signatures need no database (handled before it is opened)")
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -534,10 +585,16 @@ pub async fn serve(
     // Inbound e-mail: the gateway endpoint and the IMAP pollers.
     let mail = crate::mail::Mail::new(cases.clone(), config.mail.clone());
     let _pollers = crate::mail::imap::start(&mail, &stop.subscribe());
+    let releases = crate::releases::Releases::new(
+        cases.store.clone(),
+        cases.clock.clone(),
+        config.releases.clone(),
+    );
     let state = crate::http::AppState::with_cases(cases, registry);
     let _ = field_cell.set(state.field.clone());
     let state = state
         .with_agents(agents)
+        .with_releases(releases)
         .with_rma(rma)
         .with_reports(reports)
         .with_mail(mail)

@@ -36,7 +36,10 @@ pub struct FileConfig {
     pub rma: crate::rma::RmaSpec,
     #[serde(default)]
     pub reports: crate::reports::ReportsSpec,
+    #[serde(default)]
     pub mail: crate::mail::settings::MailSpec,
+    #[serde(default)]
+    pub releases: crate::releases::ReleaseSpec,
 }
 
 /// SLA policies and business calendars (see `sla::policy`, `sla::calendar`).
@@ -135,6 +138,8 @@ pub struct Config {
     pub reports: crate::reports::Settings,
     /// Inbound e-mail: limits, unknown senders, IMAP mailboxes, validated.
     pub mail: crate::mail::Settings,
+    /// The release catalog's trusted signing keys, validated.
+    pub releases: crate::releases::Settings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -240,6 +245,7 @@ impl Config {
             .mail
             .build(notify.email.as_ref().map(|e| e.from.as_str()))
             .map_err(anyhow::Error::msg)?;
+        let releases = file.releases.build().map_err(anyhow::Error::msg)?;
         let tls = match (&file.server.tls_cert, &file.server.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
@@ -258,6 +264,7 @@ impl Config {
             rma,
             reports,
             mail,
+            releases,
             sla,
             sla_section: file.sla.clone(),
             notify,

@@ -19,6 +19,7 @@ pub mod mail;
 pub mod notify;
 pub mod password;
 pub mod relay;
+pub mod releases;
 pub mod reports;
 pub mod rma;
 pub mod sla;

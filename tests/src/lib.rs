@@ -867,6 +867,11 @@ pub struct AgentProcess {
     child: Option<Child>,
     config: PathBuf,
     log: PathBuf,
+    /// The binary to run (a copy, for self-update tests).
+    binary: PathBuf,
+    /// Run in its own process group, killed as a group (self-update starts
+    /// a child of the agent on trial).
+    group: bool,
 }
 
 impl AgentProcess {
@@ -875,9 +880,31 @@ impl AgentProcess {
             child: None,
             config: config.to_path_buf(),
             log: log.to_path_buf(),
+            binary: bin("outpost-agent"),
+            group: false,
         };
         a.spawn()?;
         Ok(a)
+    }
+
+    /// Runs `binary` (e.g. a copy the agent may replace by self-update) in
+    /// a process group of its own, so the binary it starts on trial is
+    /// killed with it.
+    pub fn start_binary(binary: &Path, config: &Path, log: &Path) -> Result<AgentProcess> {
+        let mut a = AgentProcess {
+            child: None,
+            config: config.to_path_buf(),
+            log: log.to_path_buf(),
+            binary: binary.to_path_buf(),
+            group: true,
+        };
+        a.spawn()?;
+        Ok(a)
+    }
+
+    /// The agent's process id (kept across its self-update `exec`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Start it (again), appending to the same log.
@@ -886,22 +913,36 @@ impl AgentProcess {
             .create(true)
             .append(true)
             .open(&self.log)?;
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("OUTPOST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        if self.group {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
         self.child = Some(
-            Command::new(bin("outpost-agent"))
-                .args(["run", "--config"])
-                .arg(&self.config)
-                .env("OUTPOST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(log)
+            command
                 .spawn()
                 .context("cannot start outpost-agent (cargo test --workspace builds it)")?,
         );
         Ok(())
     }
 
-    /// kill -9.
+    /// kill -9 (of its process group, when it has one).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            if self.group {
+                if let Ok(pid) = i32::try_from(c.id()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -916,6 +957,49 @@ impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Copies the agent binary `src` to `dst` with `version` stamped into its
+/// version slot (`outpost_agent::version`): the same program, reporting
+/// another version, as a release pipeline would stamp it.
+pub fn stamp_agent_version(src: &Path, dst: &Path, version: &str) -> Result<()> {
+    let mut bytes = std::fs::read(src)?;
+    let marker = outpost_agent::version::MARKER;
+    let len = outpost_agent::version::LEN;
+    // The slot: the marker, then NUL-padded version text (the marker text
+    // alone may also appear elsewhere).
+    let slots: Vec<usize> = bytes
+        .windows(marker.len())
+        .enumerate()
+        .filter(|(_, w)| *w == marker)
+        .map(|(i, _)| i + marker.len())
+        .filter(|&at| {
+            bytes.get(at..at + len).is_some_and(|v| {
+                let end = v.iter().position(|&b| b == 0).unwrap_or(len);
+                end > 0
+                    && v[..end].iter().all(|b| b.is_ascii_graphic())
+                    && v[end..].iter().all(|&b| b == 0)
+            })
+        })
+        .collect();
+    anyhow::ensure!(
+        slots.len() == 1,
+        "expected one version slot in {}, found {}",
+        src.display(),
+        slots.len()
+    );
+    let at = slots[0];
+    anyhow::ensure!(
+        version.len() <= outpost_agent::version::LEN,
+        "version too long"
+    );
+    let slot = &mut bytes[at..at + outpost_agent::version::LEN];
+    slot.fill(0);
+    slot[..version.len()].copy_from_slice(version.as_bytes());
+    std::fs::write(dst, &bytes)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }
 
 /// Enrol an agent for `organization_id` with a fresh one-time token, created

@@ -130,6 +130,7 @@ impl FakeAgent {
             agent_version: "0.1.0".into(),
             uptime_secs: 5,
             spool_depth: 3,
+            clock_skew_secs: None,
         })
     }
 
@@ -450,6 +451,29 @@ async fn uplink(backend: Backend) -> Result<()> {
     assert_eq!(listed["state"], "online");
     assert_eq!(listed["spool_depth"], 3);
     let id = listed["id"].as_i64().context("id")?;
+    // The heartbeat's clock skew: the agent's own measure when it sends
+    // one, else its send time against the server's clock.
+    let skewed = |sent_ahead: i64, measured: Option<i64>| {
+        let AgentMessage::Heartbeat(mut h) = agent.heartbeat() else {
+            unreachable!()
+        };
+        h.sent_at += chrono::Duration::seconds(sent_ahead);
+        h.clock_skew_secs = measured;
+        AgentMessage::Heartbeat(h)
+    };
+    let skew = async |m: AgentMessage| -> Result<Value> {
+        agent.send(&s, &[m]).await?;
+        let (_, a) = s
+            .get(&format!("/api/v1/agents/{id}"), &w.dispatcher)
+            .await?;
+        Ok(a["clock_skew_secs"].clone())
+    };
+    let ahead = skew(skewed(400, None)).await?;
+    assert!(
+        ahead.as_i64().is_some_and(|v| (398..=401).contains(&v)),
+        "{ahead}"
+    );
+    assert_eq!(skew(skewed(400, Some(-7))).await?, -7);
     let (st, _) = s
         .post(
             &format!("/api/v1/agents/{id}/revoke"),

@@ -221,6 +221,14 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/mail/messages/{id}/release", "post"),
         ("/api/v1/cases/{number}/attachments", "get"),
         ("/api/v1/cases/{number}/attachments/{id}", "get"),
+        ("/api/v1/releases", "post"),
+        ("/api/v1/releases", "get"),
+        ("/api/v1/releases/{id}", "get"),
+        ("/api/v1/releases/{id}/artifact", "put"),
+        ("/api/v1/releases/{id}/artifact", "get"),
+        ("/api/v1/agent/update", "post"),
+        ("/api/v1/agent/releases/{id}/artifact", "get"),
+        ("/api/v1/agents/{id}/updates", "get"),
     ];
     let documented: usize = paths
         .values()

@@ -500,6 +500,14 @@ fn ops() -> Vec<Op> {
             needs_case: true,
         },
         Op {
+            name: "list releases",
+            method: Method::GET,
+            path: |_, _| "/api/v1/releases".into(),
+            body: |_, _| None,
+            allowed: STAFF,
+            needs_case: false,
+        },
+        Op {
             name: "list parts",
             method: Method::GET,
             path: |_, _| "/api/v1/parts".into(),

@@ -114,7 +114,10 @@ async fn the_demo_customers_report_as_json_html_and_pdf() -> Result<()> {
     assert_eq!(outstanding(&r), vec![(hamburg.to_string(), true)], "{r}");
     // Performed, with a finding and its follow-up case, it moves over.
     let (dana, erik) = (demo.token("dana")?, demo.token("erik")?);
-    let me: Value = get(&http, &format!("{api}/me"), &erik).await?.json().await?;
+    let me: Value = get(&http, &format!("{api}/me"), &erik)
+        .await?
+        .json()
+        .await?;
     let schedules: Value = get(&http, &format!("{api}/inspection-schedules"), &dana)
         .await?
         .json()
@@ -150,7 +153,10 @@ async fn the_demo_customers_report_as_json_html_and_pdf() -> Result<()> {
     let performed = &r["inspections"]["performed"];
     assert_eq!(performed[0]["schedule_name"], hamburg, "{r}");
     assert_eq!(performed[0]["findings"], 1);
-    assert_eq!(performed[0]["follow_up_cases"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        performed[0]["follow_up_cases"].as_array().map(Vec::len),
+        Some(1)
+    );
     assert_eq!(outstanding(&r), vec![], "{r}");
 
     // HTML.

@@ -219,6 +219,9 @@ pub struct Uplink {
     key: SigningKey,
     /// Server clock minus local clock, in seconds.
     offset_secs: AtomicI64,
+    /// Local clock minus the server's `Date` at the last answer, seconds
+    /// (`i64::MIN`: no answer yet). Reported in heartbeats.
+    measured_skew: AtomicI64,
 }
 
 impl Uplink {
@@ -236,7 +239,107 @@ impl Uplink {
             agent_id,
             key,
             offset_secs: AtomicI64::new(0),
+            measured_skew: AtomicI64::new(i64::MIN),
         })
+    }
+
+    /// The local clock minus the server's, in seconds, as seen in the `Date`
+    /// header of the last answer; `None` before any.
+    pub fn clock_skew_secs(&self) -> Option<i64> {
+        Some(self.measured_skew.load(Ordering::Relaxed)).filter(|v| *v != i64::MIN)
+    }
+
+    fn measure_skew(&self, date: Option<&str>) {
+        if let Some(offset) = date.and_then(|d| offset_from_date(d, Utc::now())) {
+            self.measured_skew.store(-offset, Ordering::Relaxed);
+        }
+    }
+
+    /// POSTs `body` as JSON to `path`, signed, and decodes the JSON answer.
+    pub async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, UplinkError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|err| UplinkError::BadResponse(format!("encoding the request: {err}")))?;
+        let bytes = self.post_signed(path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|err| UplinkError::BadResponse(format!("{path}: {err}")))
+    }
+
+    /// A signed GET of `path` (empty body), from byte `from` on (`Range:
+    /// bytes=from-` when above zero). Returns the response to stream from
+    /// when its status is 200 or 206; `timeout` bounds the whole transfer.
+    pub async fn get_signed(
+        &self,
+        path: &str,
+        from: u64,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, UplinkError> {
+        let url = endpoint(&self.base, path);
+        let path_and_query = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let body_sha256 = hex::encode(Sha256::digest(b""));
+        for attempt in 0..2 {
+            let timestamp = Utc::now().timestamp() + self.clock_offset_secs();
+            let signature = self.key.sign(&signing_input_hashed(
+                "GET",
+                &path_and_query,
+                self.agent_id,
+                timestamp,
+                &body_sha256,
+            ));
+            let auth = AgentAuth {
+                agent_id: self.agent_id,
+                timestamp,
+                signature: signature.to_bytes().to_vec(),
+            };
+            let mut request = self
+                .client
+                .get(url.clone())
+                .header(AUTHORIZATION, auth.to_header())
+                .timeout(timeout);
+            if from > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|err| UplinkError::Unreachable(error_chain(&err)))?;
+            let status = response.status();
+            let date = response
+                .headers()
+                .get(DATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            self.measure_skew(date.as_deref());
+            if status.is_success() {
+                return Ok(response);
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|err| UplinkError::Unreachable(error_chain(&err)))?;
+            let error = error_from(status, &bytes);
+            if let UplinkError::Refused { code, .. } = &error {
+                if code == "clock_skew" && attempt == 0 {
+                    if let Some(offset) = date
+                        .as_deref()
+                        .and_then(|d| offset_from_date(d, Utc::now()))
+                    {
+                        self.offset_secs.store(offset, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            }
+            return Err(error);
+        }
+        Err(UplinkError::BadResponse(
+            "clock_skew again after correcting the clock".into(),
+        ))
     }
 
     /// The offset added to the local clock when signing.
@@ -322,6 +425,7 @@ impl Uplink {
                 .get(DATE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            self.measure_skew(date.as_deref());
             let bytes = response
                 .bytes()
                 .await

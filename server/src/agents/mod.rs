@@ -186,6 +186,11 @@ pub struct AgentView {
     /// The server replica holding its remote-login tunnel (none: no
     /// tunnel up).
     pub tunnel_replica: Option<String>,
+    /// The agent's clock minus the server's at its last heartbeat, in
+    /// seconds (as the agent measured it from the server's `Date` header,
+    /// else from the heartbeat's send time). Release signatures do not
+    /// depend on it.
+    pub clock_skew_secs: Option<i64>,
 }
 
 impl AgentView {
@@ -213,6 +218,7 @@ impl AgentView {
             state: state.into(),
             revoked_at: r.revoked_at.map(crate::clock::from_micros),
             tunnel_replica: r.tunnel_replica,
+            clock_skew_secs: r.clock_skew_secs,
         }
     }
 }
@@ -253,6 +259,16 @@ pub fn ed25519_key(line: &str) -> Result<(VerifyingKey, crate::directory::Parsed
     let vk = VerifyingKey::from_bytes(&key)
         .map_err(|_| Error::invalid("public_key", "not a valid ed25519 point"))?;
     Ok((vk, parsed))
+}
+
+/// The agent's clock minus ours: what the agent measured from our `Date`
+/// header if it says, else its heartbeat's send time against our clock
+/// (which includes the transit time, well under a second).
+fn clock_skew(h: &outpost_protocol::Heartbeat, now: DateTime<Utc>) -> i64 {
+    const BOUND: i64 = 100 * 365 * 86_400;
+    h.clock_skew_secs
+        .unwrap_or_else(|| (h.sent_at - now).num_seconds())
+        .clamp(-BOUND, BOUND)
 }
 
 fn outcome(status: OutcomeStatus, detail: Option<String>) -> Outcome {
@@ -506,6 +522,9 @@ impl Agents {
                         )
                     }),
                 AgentMessage::Fault(f) => faults::apply(self, agent, f).await,
+                AgentMessage::Update(u) => {
+                    crate::releases::record_update(&self.cases.store, self.now(), agent, u).await
+                }
             };
             match r {
                 Ok(o) => results.push(o),
@@ -537,6 +556,7 @@ impl Agents {
                 Some(&h.agent_version)
                     .filter(|v| !v.is_empty() && v.len() <= 64)
                     .map(String::as_str),
+                Some(clock_skew(h, now)),
             )
             .await?;
         self.arm_lost_timer(agent, now).await?;

@@ -124,8 +124,20 @@ pub async fn messages(
         .unwrap_or("/api/v1/agent/messages");
     let agent = match s.agents.authenticate(auth, "POST", path, &body).await {
         Ok(a) => a,
-        Err(AuthFailure::ClockSkew { server_now }) => {
-            return (
+        Err(failure) => return refusal(failure),
+    };
+    match s.agents.receive_json(&agent, &body).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The answer to a signed request that fails authentication: 401, with
+/// the server's `Date` when the agent's clock is off.
+pub(crate) fn refusal(failure: AuthFailure) -> Response {
+    match failure {
+        AuthFailure::ClockSkew { server_now } => {
+            (
                 StatusCode::UNAUTHORIZED,
                 [(header::DATE, http_date(server_now))],
                 ApiError::new(
@@ -141,14 +153,10 @@ pub async fn messages(
             )
                 .into_response()
         }
-        Err(AuthFailure::Refused(why)) => {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why, None)
+        AuthFailure::Refused(why) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why, None)
                 .into_response()
         }
-    };
-    match s.agents.receive_json(&agent, &body).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

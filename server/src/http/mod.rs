@@ -15,6 +15,7 @@ pub mod field;
 pub mod kb;
 pub mod mail;
 pub mod relay;
+pub mod releases;
 pub mod reports;
 pub mod rma;
 pub mod service_reports;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub field: crate::field::Field,
     /// Inbound e-mail (the gateway endpoint, kept messages, attachments).
     pub mail: crate::mail::Mail,
+    /// The release catalog and agent self-update.
+    pub releases: crate::releases::Releases,
     /// Mark the console's cookies `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
     metrics: PrometheusHandle,
@@ -97,6 +100,11 @@ impl AppState {
             sla,
             agents: crate::agents::Agents::new(cases.clone(), Default::default()),
             relay: None,
+            releases: crate::releases::Releases::new(
+                cases.store.clone(),
+                cases.clock.clone(),
+                Default::default(),
+            ),
             secure_cookies: false,
             store: cases.store.clone(),
             clock: cases.clock.clone(),
@@ -118,6 +126,11 @@ impl AppState {
     }
 
     /// Use this RMA service (configured `[rma]`) instead of the default.
+    pub fn with_releases(mut self, releases: crate::releases::Releases) -> AppState {
+        self.releases = releases;
+        self
+    }
+
     pub fn with_rma(mut self, rma: crate::rma::Rma) -> AppState {
         self.rma = rma;
         self
@@ -293,6 +306,15 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(mail::release_message))
         .routes(routes!(mail::list_attachments))
         .routes(routes!(mail::get_attachment))
+        .routes(routes!(releases::create_release, releases::list_releases))
+        .routes(routes!(releases::get_release))
+        .routes(routes!(
+            releases::upload_artifact,
+            releases::download_artifact
+        ))
+        .routes(routes!(releases::agent_update))
+        .routes(routes!(releases::agent_artifact))
+        .routes(routes!(releases::agent_updates))
         .split_for_parts()
 }
 
@@ -392,10 +414,15 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let limit = if req.uri().path() == AGENT_MESSAGES {
+    let path = req.uri().path();
+    let limit = if path == AGENT_MESSAGES {
         AGENT_BODY_LIMIT
-    } else if req.uri().path() == MAIL_INBOUND {
+    } else if path == MAIL_INBOUND {
         MAIL_BODY_LIMIT
+    } else if path.starts_with("/api/v1/releases/") && path.ends_with("/artifact") {
+        // Artifacts are streamed into the store and checked against the
+        // signed size as they arrive (`releases::Upload`).
+        crate::releases::MAX_ARTIFACT as usize
     } else {
         BODY_LIMIT
     };

@@ -36,9 +36,11 @@ pub struct AgentRow {
     /// that list agents; absent elsewhere).
     #[sqlx(default)]
     pub tunnel_replica: Option<String>,
+    /// The agent's clock minus the server's at its last heartbeat, seconds.
+    pub clock_skew_secs: Option<i64>,
 }
 
-const AGENT_COLS: &str = "id, uuid, organization_id, site_id, public_key, fingerprint, hostname, agent_version, os, arch, heartbeat_secs, enrolled_at, last_seen_at, spool_depth, lost_at, revoked_at";
+const AGENT_COLS: &str = "id, uuid, organization_id, site_id, public_key, fingerprint, hostname, agent_version, os, arch, heartbeat_secs, enrolled_at, last_seen_at, spool_depth, lost_at, revoked_at, clock_skew_secs";
 
 /// The replica holding an agent's tunnel (the newest, if several).
 const TUNNEL_REPLICA: &str = "(SELECT t.replica FROM relay_tunnels t WHERE t.agent_id = agents.id
@@ -239,6 +241,7 @@ impl Store {
         now: DateTime<Utc>,
         spool_depth: Option<i64>,
         version: Option<&str>,
+        clock_skew_secs: Option<i64>,
     ) -> Result<bool> {
         write!(self, |p, _d| {
             let mut tx = p.begin().await?;
@@ -249,12 +252,14 @@ impl Store {
                     .await?;
             sqlx::query(
                 "UPDATE agents SET last_seen_at = $1, spool_depth = COALESCE($2, spool_depth),
-                    agent_version = COALESCE($3, agent_version), lost_at = NULL WHERE id = $4",
+                    agent_version = COALESCE($3, agent_version), lost_at = NULL,
+                    clock_skew_secs = COALESCE($5, clock_skew_secs) WHERE id = $4",
             )
             .bind(to_micros(now))
             .bind(spool_depth)
             .bind(version)
             .bind(id)
+            .bind(clock_skew_secs)
             .execute(&mut *tx)
             .await?;
             if lost.flatten().is_some() {

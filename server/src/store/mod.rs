@@ -22,6 +22,7 @@ pub mod mail;
 pub mod meta;
 pub mod notify;
 pub mod relay;
+pub mod releases;
 pub mod replicas;
 pub mod reports;
 pub mod rma;
