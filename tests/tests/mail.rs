@@ -643,13 +643,83 @@ async fn malformed_corpus_is_kept_and_named() -> Result<()> {
 }
 
 /// A private Dovecot: its own config, users file and maildirs in a temp
-/// dir, IMAP on a loopback port, plaintext login (loopback only). Started
-/// in the foreground; as root, the whole of it runs as `nobody`.
+/// dir, IMAP on a loopback port, plaintext login (loopback only), or
+/// implicit TLS with a certificate from a test CA. Started in the
+/// foreground; as root, the whole of it runs as `nobody`.
 struct Dovecot {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
     drop_to: Option<(String, String)>,
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, made by
+/// `openssl` in `dir`: `ca.pem`, `cert.pem`, `key.pem`.
+fn test_ca(dir: &std::path::Path) -> Result<()> {
+    let run = |args: &[&str]| -> Result<()> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()?;
+        if !out.status.success() {
+            bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Outpost test IMAP CA",
+    ])?;
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ])?;
+    Ok(())
 }
 
 fn is_root() -> bool {
@@ -662,6 +732,12 @@ fn is_root() -> bool {
 
 impl Dovecot {
     fn start() -> Result<Dovecot> {
+        Dovecot::start_with(false)
+    }
+
+    /// With `tls`, only IMAPS, with the certificate of [`test_ca`] (the
+    /// CA's certificate is `ca_file()`).
+    fn start_with(tls: bool) -> Result<Dovecot> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let (user, group, uid, gid, drop_to) = if is_root() {
@@ -697,6 +773,24 @@ impl Dovecot {
         for sub in ["run", "state", "mail"] {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
+        let (ssl, listeners) = if tls {
+            test_ca(dir.path())?;
+            (
+                format!("ssl = required\nssl_cert = <{d}/cert.pem\nssl_key = <{d}/key.pem\n"),
+                format!(
+                    "  inet_listener imap {{\n    port = 0\n  }}\n  inet_listener imaps {{\n    \
+                     address = 127.0.0.1\n    port = {port}\n    ssl = yes\n  }}\n"
+                ),
+            )
+        } else {
+            (
+                "ssl = no\n".to_string(),
+                format!(
+                    "  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
+                     inet_listener imaps {{\n    port = 0\n  }}\n"
+                ),
+            )
+        };
         std::fs::write(
             dir.path().join("passwd"),
             "support:{PLAIN}imap-secret::::::\n",
@@ -709,8 +803,7 @@ state_dir = {d}/state
 log_path = {d}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {user}
 default_internal_group = {group}
@@ -728,14 +821,7 @@ userdb {{
 }}
 service imap-login {{
   chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
+{listeners}}}
 service anvil {{
   chroot =
 }}
@@ -787,6 +873,10 @@ service anvil {{
             }
             None => Command::new(program),
         }
+    }
+
+    fn ca_file(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
     }
 
     fn conf(&self) -> String {
@@ -939,5 +1029,78 @@ async fn imap_poller_reads_dovecot_on_postgres() -> Result<()> {
         "only the reply: {h:?}"
     );
     s.verify_intact()?;
+    Ok(())
+}
+
+/// The poller over implicit TLS: Dovecot with a certificate from a test CA.
+/// Trusting that CA (`ca_file`), a message is taken in; a second mailbox on
+/// the same server that trusts only the Web PKI roots refuses the
+/// certificate, says so in the log, and takes nothing.
+#[tokio::test]
+async fn imap_poller_speaks_tls_and_checks_the_certificate() -> Result<()> {
+    let dv = Dovecot::start_with(true)?;
+    let dir = tempfile::tempdir()?;
+    let smtp = Peer::start("smtp_sink.py", free_port()?, &dir.path().join("mail.jsonl"))?;
+    let mut toml = config(smtp.port, None);
+    toml.push_str(&format!(
+        r#"
+[[mail.imap]]
+name = "tls"
+host = "127.0.0.1"
+port = {port}
+tls = "tls"
+ca_file = "{ca}"
+username = "support"
+password = "imap-secret"
+interval = "1s"
+
+[[mail.imap]]
+name = "untrusted"
+host = "127.0.0.1"
+port = {port}
+tls = "tls"
+username = "support"
+password = "imap-secret"
+interval = "1s"
+"#,
+        port = dv.port,
+        ca = dv.ca_file()
+    ));
+    let s = Server::start_with_config(Backend::Sqlite, Some(&toml)).await?;
+    let w = World::build(&s).await?;
+    dv.deliver(&message(
+        "cust_a@example.com",
+        "imap-tls@customer-a.example",
+        "Fan tray alarm",
+        "",
+        "Fan tray 1 reports a failure.",
+    ))?;
+    let mut number = String::new();
+    wait_until("a case from the mailbox over TLS", 30, async || {
+        let (_, page) = s.get("/api/v1/cases?channel=email", &w.dispatcher).await?;
+        if let Some(n) = page["items"][0]["number"].as_str() {
+            number = n.to_string();
+        }
+        Ok(!number.is_empty())
+    })
+    .await
+    .with_context(|| format!("{}\n{}", s.log_text(), dv.log()))?;
+    assert_eq!(
+        case_of(&s, &w.dispatcher, &number).await?["summary"],
+        "Fan tray alarm"
+    );
+    let all = kept(&s, "all").await?;
+    assert!(
+        all.iter().all(|m| m["source"] == "imap:tls"),
+        "only the mailbox that trusts the CA took mail in: {all:?}"
+    );
+    wait_until("the untrusted mailbox's refusal logged", 30, async || {
+        let log = s.log_text();
+        Ok(log.lines().any(|l| {
+            l.contains("untrusted") && (l.contains("certificate") || l.contains("UnknownIssuer"))
+        }))
+    })
+    .await
+    .with_context(|| s.log_text())?;
     Ok(())
 }
