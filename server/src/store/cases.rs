@@ -64,7 +64,40 @@ macro_rules! mark_sla_stale {
         .await?;
     }};
 }
-pub(crate) use {insert_entry, insert_outbox, mark_sla_stale};
+/// Appends `entries` to the history of `case` (a [`CaseRow`] read in `tx`,
+/// which holds it): chained onto its head, the head moved, and the entries
+/// that notify queued in the outbox. Evaluates to whether any was queued.
+/// For changes that append to a case beside rows of their own (shipments,
+/// field visits); the callers import `PendingEntry`.
+macro_rules! append_entries {
+    ($tx:expr, $case:expr, $entries:expr, $now:expr) => {{
+        let case: &$crate::store::cases::CaseRow = $case;
+        let entries: &[PendingEntry] = $entries;
+        let links =
+            $crate::store::cases::chain(&case.number, case.last_seq + 1, &case.head_hash, entries);
+        let mut queued = false;
+        if let Some((last_seq, _, head)) = links.last().cloned() {
+            sqlx::query(
+                "UPDATE cases SET last_seq = $1, head_hash = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(last_seq)
+            .bind(&head)
+            .bind($now)
+            .bind(case.id)
+            .execute(&mut *$tx)
+            .await?;
+            for (e, (seq, prev, hash)) in entries.iter().zip(links) {
+                $crate::store::cases::insert_entry!($tx, case.id, seq, e, prev, hash);
+                if e.notify {
+                    $crate::store::cases::insert_outbox!($tx, case.id, seq, e.at);
+                    queued = true;
+                }
+            }
+        }
+        queued
+    }};
+}
+pub(crate) use {append_entries, insert_entry, insert_outbox, mark_sla_stale};
 
 /// A case creation waiting for the writer task.
 #[derive(Debug)]

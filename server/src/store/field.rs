@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::cases::{chain, insert_entry, insert_outbox, CaseRow, PendingEntry, CASE_SELECT};
+use super::cases::{append_entries, CaseRow, PendingEntry, CASE_SELECT};
 use super::{map_db_err, read, write, Dialect, Store};
 use crate::clock::to_micros;
 use crate::error::{Error, Result};
@@ -428,31 +428,7 @@ impl Store {
                 .await
                 .map_err(|e| map_db_err(e, "field promises"))?;
             }
-            let links = chain(
-                &case.number,
-                case.last_seq + 1,
-                &case.head_hash,
-                &step.entries,
-            );
-            let mut queued = false;
-            if let Some((last_seq, _, head)) = links.last().cloned() {
-                sqlx::query(
-                    "UPDATE cases SET last_seq = $1, head_hash = $2, updated_at = $3 WHERE id = $4",
-                )
-                .bind(last_seq)
-                .bind(&head)
-                .bind(now)
-                .bind(case.id)
-                .execute(&mut *tx)
-                .await?;
-                for (e, (seq, prev, hash)) in step.entries.iter().zip(links) {
-                    insert_entry!(tx, case.id, seq, e, prev, hash);
-                    if e.notify {
-                        insert_outbox!(tx, case.id, seq, e.at);
-                        queued = true;
-                    }
-                }
-            }
+            let queued = append_entries!(tx, &case, &step.entries, now);
             let row: Option<VisitRow> = match id {
                 Some(id) => {
                     sqlx::query_as(&format!("{VISIT_SELECT} WHERE v.id = $1"))

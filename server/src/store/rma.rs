@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::cases::{chain, insert_entry, insert_outbox, CaseRow, PendingEntry, CASE_SELECT};
+use super::cases::{append_entries, CaseRow, PendingEntry, CASE_SELECT};
 use super::field::ledger;
 use super::{map_db_err, read, write, Dialect, Store};
 use crate::clock::to_micros;
@@ -628,31 +628,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map_db_err(e, "shipment"))?;
-            let links = chain(
-                &case.number,
-                case.last_seq + 1,
-                &case.head_hash,
-                &step.entries,
-            );
-            let mut queued = false;
-            if let Some((last_seq, _, head)) = links.last().cloned() {
-                sqlx::query(
-                    "UPDATE cases SET last_seq = $1, head_hash = $2, updated_at = $3 WHERE id = $4",
-                )
-                .bind(last_seq)
-                .bind(&head)
-                .bind(r.updated_at)
-                .bind(case.id)
-                .execute(&mut *tx)
-                .await?;
-                for (e, (seq, prev, hash)) in step.entries.iter().zip(links) {
-                    insert_entry!(tx, case.id, seq, e, prev, hash);
-                    if e.notify {
-                        insert_outbox!(tx, case.id, seq, e.at);
-                        queued = true;
-                    }
-                }
-            }
+            let queued = append_entries!(tx, &case, &step.entries, r.updated_at);
             let row: Option<ShipmentRow> =
                 sqlx::query_as(&format!("{SHIPMENT_SELECT} WHERE s.id = $1"))
                     .bind(id)
