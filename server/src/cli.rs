@@ -484,51 +484,10 @@ pub async fn serve(
     let cases = Cases::new(store.clone(), clock);
     let registry =
         crate::sla::settings::SlaSettings::load(store.clone(), config.sla_section.clone()).await?;
-    // Agent timers (heartbeat watch) share the timer runner; the agents
-    // service needs the fed case service, so it is filled in just below.
-    let agents_cell: Arc<std::sync::OnceLock<crate::agents::Agents>> = Arc::default();
-    let cell = agents_cell.clone();
-    // Spare shipments' deadlines (`shipment:<id>`) go to the RMA service,
-    // also filled in below.
-    let rma_cell: Arc<std::sync::OnceLock<crate::rma::Rma>> = Arc::default();
-    let rcell = rma_cell.clone();
-    // Service-report schedules (`report:<organization id>`) go to the
-    // reports service, also filled in below.
-    let reports_cell: Arc<std::sync::OnceLock<crate::reports::Reports>> = Arc::default();
-    let pcell = reports_cell.clone();
-    // Field promises (`field:<case id>`) go to the field service.
-    let field_cell: Arc<std::sync::OnceLock<crate::field::Field>> = Arc::default();
-    let fcell = field_cell.clone();
-    let others: crate::sla::timers::Handler = Arc::new(move |t| {
-        let cell = cell.clone();
-        let rcell = rcell.clone();
-        let pcell = pcell.clone();
-        let fcell = fcell.clone();
-        Box::pin(async move {
-            if t.owner.starts_with("report:") {
-                return match pcell.get() {
-                    Some(r) => r.fire(&t).await,
-                    None => Err("the reports service is starting".into()),
-                };
-            }
-            if t.owner.starts_with("field:") {
-                return match fcell.get() {
-                    Some(f) => f.fire(&t).await.map_err(|e| e.to_string()),
-                    None => Err("the field service is starting".into()),
-                };
-            }
-            if t.owner.starts_with("shipment:") {
-                return match rcell.get() {
-                    Some(r) => r.fire(&t).await.map_err(|e| e.to_string()),
-                    None => Err("the RMA service is starting".into()),
-                };
-            }
-            match cell.get() {
-                Some(a) => a.lost_timer(&t.owner).await.map_err(|e| e.to_string()),
-                None => Err("the agents service is starting".into()),
-            }
-        })
-    });
+    // Timers that are not SLA deadlines go, by their owner, to the
+    // services filled in below (they need the fed case service).
+    let routes = TimerRoutes::default();
+    let others = routes.handler();
     let feed = crate::sla::engine::Engine::start(
         cases.clone(),
         registry.clone(),
@@ -560,7 +519,7 @@ pub async fn serve(
         None => None,
     };
     let agents = crate::agents::Agents::new(cases.clone(), agent_settings);
-    let _ = agents_cell.set(agents.clone());
+    let _ = routes.agents.set(agents.clone());
     // The notifier sends what the outbox queues (e-mail, SMS, webhooks).
     let mut notify = config.notify.clone();
     // Links in messages (survey) need an address people can reach.
@@ -572,7 +531,7 @@ pub async fn serve(
             .map_err(anyhow::Error::msg)?;
     notifier.start(stop.subscribe());
     let rma = crate::rma::Rma::new(cases.clone(), registry.clone(), config.rma.clone());
-    let _ = rma_cell.set(rma.clone());
+    let _ = routes.rma.set(rma.clone());
     let reports = crate::reports::Reports::new(
         store.clone(),
         cases.clock.clone(),
@@ -581,7 +540,7 @@ pub async fn serve(
     )
     .with_mail(&notify)
     .map_err(anyhow::Error::msg)?;
-    let _ = reports_cell.set(reports.clone());
+    let _ = routes.reports.set(reports.clone());
     // Inbound e-mail: the gateway endpoint and the IMAP pollers.
     let mail = crate::mail::Mail::new(cases.clone(), config.mail.clone());
     let _pollers = crate::mail::imap::start(&mail, &stop.subscribe());
@@ -591,7 +550,7 @@ pub async fn serve(
         config.releases.clone(),
     );
     let state = crate::http::AppState::with_cases(cases, registry);
-    let _ = field_cell.set(state.field.clone());
+    let _ = routes.field.set(state.field.clone());
     let state = state
         .with_agents(agents)
         .with_releases(releases)
@@ -620,6 +579,51 @@ pub async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where the timer runner sends timers that are not SLA deadlines, by the
+/// prefix of their owner: `shipment:` (spare deadlines), `field:` (on-site
+/// and repair promises), `report:` (service-report schedules), anything
+/// else to the agents service (heartbeat watches). Each service is set once
+/// it exists; a timer firing before then fails and is retried.
+#[derive(Clone, Default)]
+struct TimerRoutes {
+    agents: Arc<std::sync::OnceLock<crate::agents::Agents>>,
+    rma: Arc<std::sync::OnceLock<crate::rma::Rma>>,
+    reports: Arc<std::sync::OnceLock<crate::reports::Reports>>,
+    field: Arc<std::sync::OnceLock<crate::field::Field>>,
+}
+
+impl TimerRoutes {
+    fn handler(&self) -> crate::sla::timers::Handler {
+        let routes = self.clone();
+        Arc::new(move |t| {
+            let routes = routes.clone();
+            Box::pin(async move { routes.fire(&t).await })
+        })
+    }
+
+    async fn fire(&self, t: &crate::store::timers::TimerRow) -> Result<(), String> {
+        fn ready<'a, T>(cell: &'a std::sync::OnceLock<T>, what: &str) -> Result<&'a T, String> {
+            cell.get()
+                .ok_or_else(|| format!("the {what} service is starting"))
+        }
+        match t.owner.split_once(':').map(|(prefix, _)| prefix) {
+            Some("shipment") => ready(&self.rma, "RMA")?
+                .fire(t)
+                .await
+                .map_err(|e| e.to_string()),
+            Some("field") => ready(&self.field, "field")?
+                .fire(t)
+                .await
+                .map_err(|e| e.to_string()),
+            Some("report") => ready(&self.reports, "reports")?.fire(t).await,
+            _ => ready(&self.agents, "agents")?
+                .lost_timer(&t.owner)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 async fn shutdown_signal() {
