@@ -650,6 +650,8 @@ struct Dovecot {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    /// With TLS: plain IMAP where STARTTLS is required before login.
+    starttls_port: u16,
     drop_to: Option<(String, String)>,
 }
 
@@ -740,6 +742,7 @@ impl Dovecot {
     fn start_with(tls: bool) -> Result<Dovecot> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
+        let starttls_port = free_port()?;
         let (user, group, uid, gid, drop_to) = if is_root() {
             let id = |a: &str| -> Result<String> {
                 Ok(
@@ -778,8 +781,8 @@ impl Dovecot {
             (
                 format!("ssl = required\nssl_cert = <{d}/cert.pem\nssl_key = <{d}/key.pem\n"),
                 format!(
-                    "  inet_listener imap {{\n    port = 0\n  }}\n  inet_listener imaps {{\n    \
-                     address = 127.0.0.1\n    port = {port}\n    ssl = yes\n  }}\n"
+                    "  inet_listener imap {{\n    address = 127.0.0.1\n    port = {starttls_port}\n  }}\n  \
+                     inet_listener imaps {{\n    address = 127.0.0.1\n    port = {port}\n    ssl = yes\n  }}\n"
                 ),
             )
         } else {
@@ -793,7 +796,7 @@ impl Dovecot {
         };
         std::fs::write(
             dir.path().join("passwd"),
-            "support:{PLAIN}imap-secret::::::\n",
+            "support:{PLAIN}imap-secret::::::\nsecure:{PLAIN}imap-secret::::::\n",
         )?;
         std::fs::write(
             dir.path().join("dovecot.conf"),
@@ -847,6 +850,7 @@ service anvil {{
             child,
             dir,
             port,
+            starttls_port,
             drop_to,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -889,15 +893,13 @@ service anvil {{
 
     /// Deliver `raw` to the support mailbox with Dovecot's LDA.
     fn deliver(&self, raw: &[u8]) -> Result<()> {
+        self.deliver_to("support", raw)
+    }
+
+    /// Deliver `raw` to `user`'s mailbox with Dovecot's LDA.
+    fn deliver_to(&self, user: &str, raw: &[u8]) -> Result<()> {
         let mut c = Self::command(&self.drop_to, "/usr/lib/dovecot/dovecot-lda")
-            .args([
-                "-c",
-                &self.conf(),
-                "-d",
-                "support",
-                "-f",
-                "sender@example.com",
-            ])
+            .args(["-c", &self.conf(), "-d", user, "-f", "sender@example.com"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -1032,10 +1034,11 @@ async fn imap_poller_reads_dovecot_on_postgres() -> Result<()> {
     Ok(())
 }
 
-/// The poller over implicit TLS: Dovecot with a certificate from a test CA.
-/// Trusting that CA (`ca_file`), a message is taken in; a second mailbox on
-/// the same server that trusts only the Web PKI roots refuses the
-/// certificate, says so in the log, and takes nothing.
+/// The poller over implicit TLS and over STARTTLS: Dovecot with a
+/// certificate from a test CA. Trusting that CA (`ca_file`), messages are
+/// taken in both ways; a mailbox on the same server that trusts only the
+/// Web PKI roots refuses the certificate, says so in the log, and takes
+/// nothing.
 #[tokio::test]
 async fn imap_poller_speaks_tls_and_checks_the_certificate() -> Result<()> {
     let dv = Dovecot::start_with(true)?;
@@ -1062,8 +1065,19 @@ tls = "tls"
 username = "support"
 password = "imap-secret"
 interval = "1s"
+
+[[mail.imap]]
+name = "starttls"
+host = "127.0.0.1"
+port = {starttls}
+tls = "starttls"
+ca_file = "{ca}"
+username = "secure"
+password = "imap-secret"
+interval = "1s"
 "#,
         port = dv.port,
+        starttls = dv.starttls_port,
         ca = dv.ca_file()
     ));
     let s = Server::start_with_config(Backend::Sqlite, Some(&toml)).await?;
@@ -1089,10 +1103,32 @@ interval = "1s"
         case_of(&s, &w.dispatcher, &number).await?["summary"],
         "Fan tray alarm"
     );
-    let all = kept(&s, "all").await?;
-    assert!(
-        all.iter().all(|m| m["source"] == "imap:tls"),
-        "only the mailbox that trusts the CA took mail in: {all:?}"
+    // The second mailbox, reached with STARTTLS on the plain port.
+    dv.deliver_to(
+        "secure",
+        &message(
+            "cust_a@example.com",
+            "imap-starttls@customer-a.example",
+            "PSU fan noisy",
+            "",
+            "The PSU fan of core-sw-1 is loud.",
+        ),
+    )?;
+    wait_until("a case from the mailbox over STARTTLS", 30, async || {
+        Ok(kept(&s, "all").await?.len() == 2)
+    })
+    .await
+    .with_context(|| format!("{}\n{}", s.log_text(), dv.log()))?;
+    let mut sources: Vec<String> = kept(&s, "all")
+        .await?
+        .iter()
+        .map(|m| m["source"].as_str().unwrap_or_default().to_string())
+        .collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        ["imap:starttls", "imap:tls"],
+        "only the mailboxes that trust the CA took mail in"
     );
     wait_until("the untrusted mailbox's refusal logged", 30, async || {
         let log = s.log_text();

@@ -1,5 +1,5 @@
 //! The built-in IMAP poller: one task per `[[mail.imap]]` mailbox. Every
-//! `interval` it logs in (implicit TLS over rustls, or plain IMAP for a
+//! `interval` it logs in (implicit TLS over rustls, STARTTLS, or plain IMAP for a
 //! local server), selects the folder, fetches each candidate message with
 //! `BODY.PEEK[]` (which leaves it unseen), hands it to [`Mail::take_in`],
 //! and only after that succeeded marks it: moved to `move_to`, or flagged
@@ -107,7 +107,7 @@ impl Poller {
         let s = &self.spec;
         let port = s.port.unwrap_or(match s.tls {
             ImapTls::Tls => 993,
-            ImapTls::None => 143,
+            ImapTls::Starttls | ImapTls::None => 143,
         });
         let tcp = tokio::time::timeout(
             TIMEOUT,
@@ -117,30 +117,50 @@ impl Poller {
         .map_err(|_| format!("connecting to {}:{port} timed out", s.host))?
         .map_err(|e| format!("cannot connect to {}:{port}: {e}", s.host))?;
         match s.tls {
-            ImapTls::None => self.session(tcp).await,
+            ImapTls::None => self.session(tcp, true).await,
             ImapTls::Tls => {
-                let connector = tokio_rustls::TlsConnector::from(Arc::new(self.tls_config()?));
-                let name = ServerName::try_from(s.host.clone())
-                    .map_err(|e| format!("host {:?}: {e}", s.host))?;
-                let tls = tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
+                let tls = self.tls(tcp, port).await?;
+                self.session(tls, true).await
+            }
+            ImapTls::Starttls => {
+                let mut tcp = tcp;
+                tokio::time::timeout(TIMEOUT, starttls(&mut tcp))
                     .await
-                    .map_err(|_| "TLS handshake timed out".to_string())?
-                    .map_err(|e| format!("TLS with {}:{port}: {e}", s.host))?;
-                self.session(tls).await
+                    .map_err(|_| "STARTTLS timed out".to_string())??;
+                let tls = self.tls(tcp, port).await?;
+                // No second greeting after STARTTLS (RFC 3501 6.2.1).
+                self.session(tls, false).await
             }
         }
     }
 
-    async fn session<T>(&self, stream: T) -> Result<Round, String>
+    async fn tls(
+        &self,
+        tcp: tokio::net::TcpStream,
+        port: u16,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        let s = &self.spec;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(self.tls_config()?));
+        let name =
+            ServerName::try_from(s.host.clone()).map_err(|e| format!("host {:?}: {e}", s.host))?;
+        tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS with {}:{port}: {e}", s.host))
+    }
+
+    async fn session<T>(&self, stream: T, greeting: bool) -> Result<Round, String>
     where
         T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send + 'static,
     {
         let s = &self.spec;
         let mut client = async_imap::Client::new(stream);
-        match client.read_response().await {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("no IMAP greeting: {e}")),
-            None => return Err("the server closed the connection before greeting".into()),
+        if greeting {
+            match client.read_response().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(format!("no IMAP greeting: {e}")),
+                None => return Err("the server closed the connection before greeting".into()),
+            }
         }
         let mut session = client
             .login(&s.username, &s.password)
@@ -203,4 +223,54 @@ impl Poller {
         let _ = session.logout().await;
         Ok(round)
     }
+}
+
+/// The plain-text part of STARTTLS on a fresh connection: the greeting,
+/// then `STARTTLS` and its tagged OK. Read a byte at a time, so nothing
+/// the TLS handshake needs is consumed here.
+async fn starttls(tcp: &mut tokio::net::TcpStream) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let greeting = read_line(tcp).await?;
+    if !greeting.starts_with("* OK") {
+        return Err(format!("no IMAP greeting before STARTTLS: {greeting:?}"));
+    }
+    tcp.write_all(b"o1 STARTTLS\r\n")
+        .await
+        .map_err(|e| format!("sending STARTTLS: {e}"))?;
+    loop {
+        let line = read_line(tcp).await?;
+        if let Some(answer) = line.strip_prefix("o1 ") {
+            return if answer.starts_with("OK") {
+                Ok(())
+            } else {
+                Err(format!("the server refused STARTTLS: {answer:?}"))
+            };
+        }
+        if !line.starts_with('*') {
+            return Err(format!("unexpected answer to STARTTLS: {line:?}"));
+        }
+    }
+}
+
+/// One CRLF-ended line (at most 8 KiB), without the line end.
+async fn read_line(tcp: &mut tokio::net::TcpStream) -> Result<String, String> {
+    use tokio::io::AsyncReadExt;
+    let mut line = Vec::new();
+    loop {
+        let b = tcp
+            .read_u8()
+            .await
+            .map_err(|e| format!("reading the server's answer: {e}"))?;
+        if b == b'\n' {
+            break;
+        }
+        line.push(b);
+        if line.len() > 8192 {
+            return Err("the server's line is longer than 8 KiB".into());
+        }
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }

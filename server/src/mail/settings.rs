@@ -30,6 +30,10 @@ pub enum ImapTls {
     /// against the Web PKI roots (or `ca_file`).
     #[default]
     Tls,
+    /// Plain IMAP upgraded with STARTTLS before logging in (port 143);
+    /// the same certificate checks. A server that refuses STARTTLS is an
+    /// error, never a fall-back to plain text.
+    Starttls,
     /// Plain IMAP: only for a mail server on the same host or in tests.
     None,
 }
@@ -217,7 +221,9 @@ impl MailSpec {
                 return Err(format!("{key}.interval: at least 1s"));
             }
             if m.ca_file.is_some() && m.tls == ImapTls::None {
-                return Err(format!("{key}.ca_file: only with tls = \"tls\""));
+                return Err(format!(
+                    "{key}.ca_file: only with tls = \"tls\" or \"starttls\""
+                ));
             }
             for (k, v) in [("folder", &m.folder), ("move_to", &m.move_to)] {
                 if v.as_deref().is_some_and(|f| {
@@ -292,6 +298,13 @@ mod tests {
             assert!(e.starts_with(key), "{text:?}: {e}");
         }
         assert!(build("unknown_senders = \"bounce\"").is_err());
-        assert!(build("[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\ntls = \"starttls\"").is_err());
+        let imap = "[[imap]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n";
+        assert!(build(&format!("{imap}tls = \"ssl\"")).is_err());
+        assert!(build(&format!(
+            "{imap}tls = \"starttls\"\nca_file = \"/etc/ca.pem\""
+        ))
+        .is_ok());
+        let e = build(&format!("{imap}tls = \"none\"\nca_file = \"/etc/ca.pem\"")).unwrap_err();
+        assert!(e.starts_with("mail.imap[0].ca_file"), "{e}");
     }
 }
