@@ -609,6 +609,42 @@ impl Replica {
     }
 }
 
+/// A TCP echo service on loopback, on threads of its own (a test's
+/// runtime may block while it waits for ssh); returns its port.
+pub fn echo_service() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(mut reader) = stream.try_clone() else {
+                    return;
+                };
+                let mut writer = stream;
+                let _ = std::io::copy(&mut reader, &mut writer);
+                let _ = writer.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// A new ed25519 key pair at `path` (no passphrase) made by `ssh-keygen`;
+/// returns the public key line.
+pub fn keygen(path: &Path) -> Result<String> {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "engineer@test", "-f"])
+        .arg(path)
+        .output()
+        .context("running ssh-keygen")?;
+    if !out.status.success() {
+        bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(std::fs::read_to_string(path.with_extension("pub"))?
+        .trim()
+        .to_string())
+}
+
 /// HAProxy in TCP mode in front of server replicas, as in a deployment:
 /// one frontend for HTTP and one for the SSH relay, round robin, with
 /// health checks that take a dead replica out within a second. Stopped when

@@ -3,47 +3,15 @@
 //! real `sshd` and to a plain TCP service, only while a case grants it.
 
 use anyhow::{bail, Context, Result};
-use outpost_tests::{enroll_agent, wait_until, AgentProcess, Backend, Server, Sshd, World};
+use outpost_tests::{
+    echo_service, enroll_agent, keygen, wait_until, AgentProcess, Backend, Server, Sshd, World,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A TCP echo service on loopback, on its own threads (the test's runtime
-/// blocks while it waits for ssh).
-fn echo_service() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let Ok(mut reader) = stream.try_clone() else {
-                    return;
-                };
-                let mut writer = stream;
-                let _ = std::io::copy(&mut reader, &mut writer);
-                let _ = writer.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    Ok(port)
-}
-
-fn keygen(path: &Path) -> Result<String> {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "engineer@test", "-f"])
-        .arg(path)
-        .output()?;
-    if !out.status.success() {
-        bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(std::fs::read_to_string(path.with_extension("pub"))?
-        .trim()
-        .to_string())
-}
 
 /// The engineer's OpenSSH client setup: a config with their key and a
 /// known_hosts that pins the relay's and the device's host keys.

@@ -12,7 +12,8 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use outpost_tests::{
-    enroll_agent_via, wait_until, AgentProcess, Backend, Haproxy, Server, World, FAST_SLA,
+    echo_service, enroll_agent_via, keygen, wait_until, AgentProcess, Backend, Haproxy, Server,
+    World, FAST_SLA,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -24,25 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A TCP echo service on loopback, on threads of its own.
-fn echo_service() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let Ok(mut reader) = stream.try_clone() else {
-                    return;
-                };
-                let mut writer = stream;
-                let _ = std::io::copy(&mut reader, &mut writer);
-                let _ = writer.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    Ok(port)
-}
-
 /// The engineer's OpenSSH setup: key, config, known_hosts pinning the
 /// relay's one host key under every replica's and the balancer's address.
 struct Engineer {
@@ -53,12 +35,7 @@ struct Engineer {
 impl Engineer {
     fn new(dir: &Path, user: &str, relays: &[&str], host_key: &str) -> Result<(Engineer, String)> {
         let key = dir.join("engineer");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "engineer@test", "-f"])
-            .arg(&key)
-            .output()?;
-        ensure!(out.status.success(), "ssh-keygen failed");
-        let public = std::fs::read_to_string(key.with_extension("pub"))?;
+        let public = keygen(&key)?;
         let known: String = relays
             .iter()
             .map(|r| {
@@ -84,7 +61,7 @@ impl Engineer {
                 config,
                 user: user.to_string(),
             },
-            public.trim().to_string(),
+            public,
         ))
     }
 

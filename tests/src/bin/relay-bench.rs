@@ -45,13 +45,13 @@
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, ValueEnum};
 use outpost_tests::{
-    bin, clk_tck, enroll_agent, wait_until, AgentProcess, Backend, Server, Sshd, World,
+    bin, clk_tck, enroll_agent, keygen, wait_until, AgentProcess, Backend, Server, Sshd, World,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -314,29 +314,6 @@ fn child_pid(comm: &str) -> Option<u32> {
 }
 
 // ---------------------------------------------------------------- ssh
-
-fn keygen(path: &Path) -> Result<String> {
-    let out = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "engineer@bench",
-            "-f",
-        ])
-        .arg(path)
-        .output()
-        .context("running ssh-keygen")?;
-    if !out.status.success() {
-        bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(std::fs::read_to_string(path.with_extension("pub"))?
-        .trim()
-        .to_string())
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path3 {
