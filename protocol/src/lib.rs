@@ -35,6 +35,7 @@ mod fault;
 mod health;
 mod heartbeat;
 mod inventory;
+pub mod job;
 mod message;
 pub mod release;
 pub mod secret;
@@ -56,6 +57,7 @@ pub use heartbeat::Heartbeat;
 pub use inventory::{
     DeviceInventory, DiskFacts, HostFacts, Inventory, ModuleInventory, PhysicalClass,
 };
+pub use job::{Hints, JobFailure, JobList, JobQuery, JobReport, JobState, UpgradeJob, JOBS_PATH};
 pub use message::AgentMessage;
 pub use release::{
     OfferedRelease, ReleaseManifest, UpdateOffer, UpdateOutcome, UpdateQuery, UpdateReport,

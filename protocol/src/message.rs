@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{FaultEvent, Heartbeat, Inventory, Topology, UpdateReport};
+use crate::{FaultEvent, Heartbeat, Inventory, JobReport, Topology, UpdateReport};
 
 /// Any message an enrolled agent sends on its uplink, as one JSON object with
 /// a `type` field (`heartbeat`, `inventory` or `fault`) beside the fields of
@@ -21,6 +21,9 @@ pub enum AgentMessage {
     Topology(Topology),
     /// The outcome of a self-update ([`UpdateReport`]); `"type": "update"`.
     Update(UpdateReport),
+    /// A step of a firmware/software upgrade job ([`JobReport`]);
+    /// `"type": "job"`.
+    Job(JobReport),
 }
 
 impl AgentMessage {
@@ -32,6 +35,7 @@ impl AgentMessage {
             AgentMessage::Fault(m) => m.protocol_version,
             AgentMessage::Topology(m) => m.protocol_version,
             AgentMessage::Update(m) => m.protocol_version,
+            AgentMessage::Job(m) => m.protocol_version,
         }
     }
 
@@ -43,6 +47,7 @@ impl AgentMessage {
             AgentMessage::Fault(m) => m.agent_id,
             AgentMessage::Topology(m) => m.agent_id,
             AgentMessage::Update(m) => m.agent_id,
+            AgentMessage::Job(m) => m.agent_id,
         }
     }
 }

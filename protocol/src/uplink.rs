@@ -49,6 +49,10 @@ pub struct Batch {
 pub struct BatchResult {
     /// One per message.
     pub results: Vec<Outcome>,
+    /// Set in the answer to a batch holding a heartbeat: what waits for the
+    /// agent (see [`crate::Hints`]). Older servers leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hints: Option<crate::Hints>,
 }
 
 /// What the server did with one message.

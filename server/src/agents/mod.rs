@@ -537,7 +537,7 @@ impl Agents {
                 Err(e) => return Err(e),
             }
         }
-        Ok(BatchResult { results })
+        Ok(BatchResult { results, hints: None })
     }
 
     async fn heartbeat(
