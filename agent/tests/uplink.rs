@@ -210,7 +210,9 @@ fn route(
                         s.inventories += 1;
                         OutcomeStatus::Accepted
                     }
-                    AgentMessage::Topology(_) | AgentMessage::Update(_) | AgentMessage::Job(_) => OutcomeStatus::Accepted,
+                    AgentMessage::Topology(_) | AgentMessage::Update(_) | AgentMessage::Job(_) => {
+                        OutcomeStatus::Accepted
+                    }
                 };
                 results.push(Outcome {
                     status,
@@ -219,7 +221,11 @@ fn route(
             }
             (
                 "200 OK".into(),
-                serde_json::to_string(&BatchResult { results, hints: None }).expect("json"),
+                serde_json::to_string(&BatchResult {
+                    results,
+                    hints: None,
+                })
+                .expect("json"),
             )
         }
         _ => error("404 Not Found", "not_found"),

@@ -111,6 +111,10 @@ pub enum Action {
     PublishReleases,
     /// See the release catalog, download artifacts, see agents' updates.
     ReadReleases,
+    /// Create upgrade campaigns and start, pause, resume or abort them.
+    ManageCampaigns,
+    /// See upgrade campaigns, their jobs and recorded steps.
+    ReadCampaigns,
 }
 
 impl Principal {
@@ -126,6 +130,8 @@ impl Principal {
             (Admin, _) => true,
             (_, PublishReleases) => false,
             (r, ReadReleases) => r.is_staff(),
+            (r, ManageCampaigns) => r == Manager,
+            (r, ReadCampaigns) => r.is_staff(),
             (r, ManageSpares) => r == RmaAdmin,
             (r, ReadSpares) => r.is_staff(),
             (r, RequestSpare) => matches!(r, Dispatcher | Engineer | Expert | Manager | RmaAdmin),
@@ -222,6 +228,8 @@ fn action_words(a: Action) -> &'static str {
         Action::ReadSpares => "see spare parts and shipments",
         Action::PublishReleases => "publish releases",
         Action::ReadReleases => "read the release catalog",
+        Action::ManageCampaigns => "manage upgrade campaigns",
+        Action::ReadCampaigns => "read upgrade campaigns",
         Action::RequestSpare => "request spare parts",
         Action::ReadOperations => "see the server's replicas",
         Action::ReadKnowledge => "read the knowledge base",

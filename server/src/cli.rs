@@ -520,6 +520,16 @@ pub async fn serve(
     };
     let agents = crate::agents::Agents::new(cases.clone(), agent_settings);
     let _ = routes.agents.set(agents.clone());
+    // Campaigns move on from where they were (deadlines passed, windows
+    // opened) while no replica ran.
+    {
+        let upgrades = agents.upgrades.clone();
+        tokio::spawn(async move {
+            if let Err(e) = upgrades.evaluate_all().await {
+                tracing::warn!(error = %e, "cannot evaluate the upgrade campaigns at start-up");
+            }
+        });
+    }
     // The notifier sends what the outbox queues (e-mail, SMS, webhooks).
     let mut notify = config.notify.clone();
     // Links in messages (survey) need an address people can reach.
@@ -583,7 +593,8 @@ pub async fn serve(
 
 /// Where the timer runner sends timers that are not SLA deadlines, by the
 /// prefix of their owner: `shipment:` (spare deadlines), `field:` (on-site
-/// and repair promises), `report:` (service-report schedules), anything
+/// and repair promises), `report:` (service-report schedules), `campaign:`
+/// (upgrade campaigns' job deadlines and maintenance windows), anything
 /// else to the agents service (heartbeat watches). Each service is set once
 /// it exists; a timer firing before then fails and is retried.
 #[derive(Clone, Default)]
@@ -618,6 +629,11 @@ impl TimerRoutes {
                 .await
                 .map_err(|e| e.to_string()),
             Some("report") => ready(&self.reports, "reports")?.fire(t).await,
+            Some("campaign") => ready(&self.agents, "agents")?
+                .upgrades
+                .fire(t)
+                .await
+                .map_err(|e| e.to_string()),
             _ => ready(&self.agents, "agents")?
                 .lost_timer(&t.owner)
                 .await

@@ -25,4 +25,5 @@ pub mod rma;
 pub mod sla;
 pub mod store;
 pub mod tls;
+pub mod upgrades;
 pub mod validate;

@@ -1270,3 +1270,192 @@ impl Drop for ChromeDriver {
         let _ = self.child.wait();
     }
 }
+
+/// Release signing and publishing through the real CLI and API: a key made
+/// by `admin release-key generate`, manifests signed by `admin
+/// sign-release`, artifacts uploaded with `PUT`.
+pub mod releases {
+    use super::{bin, Server};
+    use anyhow::{bail, Context, Result};
+    use reqwest::StatusCode;
+    use serde_json::Value;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// `admin release-key generate FILE`: the public key printed.
+    pub fn generate_key(file: &Path) -> Result<String> {
+        let out = Command::new(bin("outpost-server"))
+            .args(["admin", "release-key", "generate"])
+            .arg(file)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "release-key generate: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    }
+
+    /// `admin sign-release`: the `POST /api/v1/releases` body. Agent
+    /// releases are named `outpost-agent`, firmware `fw`.
+    pub fn sign(key: &Path, file: &Path, kind: &str, version: &str, target: &str) -> Result<Value> {
+        let name = if kind == "agent" {
+            "outpost-agent"
+        } else {
+            "fw"
+        };
+        let out = Command::new(bin("outpost-server"))
+            .args(["admin", "sign-release", "--key"])
+            .arg(key)
+            .arg("--file")
+            .arg(file)
+            .args([
+                "--kind",
+                kind,
+                "--name",
+                name,
+                "--version",
+                version,
+                "--target",
+                target,
+            ])
+            .args(["--notes", "test release"])
+            .output()?;
+        if !out.status.success() {
+            bail!("sign-release: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// `PUT` an artifact's bytes.
+    pub async fn upload(s: &Server, id: i64, bytes: Vec<u8>) -> Result<(StatusCode, Value)> {
+        let resp = s
+            .http
+            .put(format!("{}/api/v1/releases/{id}/artifact", s.base))
+            .bearer_auth(&s.admin_token)
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| s.log_text())?;
+        let status = resp.status();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Creates and uploads a release; its id.
+    pub async fn publish(s: &Server, body: &Value, artifact: &Path) -> Result<i64> {
+        let created = s
+            .post_ok("/api/v1/releases", &s.admin_token, body.clone())
+            .await?;
+        let id = created["id"].as_i64().context("id")?;
+        let (st, v) = upload(s, id, std::fs::read(artifact)?).await?;
+        anyhow::ensure!(st == StatusCode::OK, "upload -> {st}: {v}");
+        anyhow::ensure!(v["state"] == "published", "{v}");
+        Ok(id)
+    }
+}
+
+/// An agent simulated in the test process: an enrolled identity that signs
+/// its requests exactly as `outpost_protocol::uplink` specifies.
+pub mod sim_agent {
+    use super::Server;
+    use anyhow::{Context, Result};
+    use base64::Engine;
+    use chrono::Utc;
+    use ed25519_dalek::{Signer, SigningKey};
+    use outpost_protocol::{AgentAuth, AgentMessage, PROTOCOL_VERSION};
+    use reqwest::StatusCode;
+    use serde_json::{json, Value};
+    use uuid::Uuid;
+
+    /// An enrolled simulated agent.
+    pub struct SimAgent {
+        pub key: SigningKey,
+        pub id: Uuid,
+    }
+
+    fn openssh_public(key: &SigningKey) -> String {
+        let mut blob = Vec::new();
+        for part in [&b"ssh-ed25519"[..], key.verifying_key().as_bytes()] {
+            blob.extend_from_slice(&u32::try_from(part.len()).unwrap_or(0).to_be_bytes());
+            blob.extend_from_slice(part);
+        }
+        format!(
+            "ssh-ed25519 {} test@agent",
+            base64::engine::general_purpose::STANDARD.encode(blob)
+        )
+    }
+
+    impl SimAgent {
+        /// Enrols with a fresh token of `org` (made with `token`, a
+        /// dispatcher's or admin's).
+        pub async fn enroll(s: &Server, token: &str, org: i64, host: &str) -> Result<SimAgent> {
+            let t = s
+                .post_ok(
+                    "/api/v1/enrollment-tokens",
+                    token,
+                    json!({ "organization_id": org, "note": host }),
+                )
+                .await?;
+            let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+            let (st, v) = s
+                .raw(
+                    reqwest::Method::POST,
+                    "/api/v1/agent/enroll",
+                    None,
+                    Some((
+                        "application/json",
+                        &json!({
+                            "protocol_version": PROTOCOL_VERSION,
+                            "token": t["token"].as_str().context("token")?,
+                            "public_key": openssh_public(&key),
+                            "hostname": host, "agent_version": "0.1.0", "os": "linux", "arch": "x86_64"
+                        })
+                        .to_string(),
+                    )),
+                )
+                .await?;
+            anyhow::ensure!(st == 200, "enroll: {st} {v}");
+            Ok(SimAgent {
+                key,
+                id: v["agent_id"].as_str().context("agent_id")?.parse()?,
+            })
+        }
+
+        /// A signed `POST` of `body` to `path`: status and JSON answer.
+        pub async fn post(
+            &self,
+            s: &Server,
+            path: &str,
+            body: &str,
+        ) -> Result<(StatusCode, Value)> {
+            let ts = Utc::now().timestamp();
+            let input = outpost_protocol::signing_input("POST", path, self.id, ts, body.as_bytes());
+            let auth = AgentAuth {
+                agent_id: self.id,
+                timestamp: ts,
+                signature: self.key.sign(&input).to_bytes().to_vec(),
+            };
+            let resp = s
+                .http
+                .post(format!("{}{path}", s.base))
+                .header("authorization", auth.to_header())
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await?;
+            let st = resp.status();
+            let text = resp.text().await?;
+            Ok((st, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        }
+
+        /// Sends messages as one batch; the whole answer (results, hints).
+        pub async fn send(&self, s: &Server, msgs: &[AgentMessage]) -> Result<Value> {
+            let body = json!({ "messages": msgs }).to_string();
+            let (st, v) = self.post(s, "/api/v1/agent/messages", &body).await?;
+            anyhow::ensure!(st == 200, "messages: {st} {v}");
+            Ok(v)
+        }
+    }
+}

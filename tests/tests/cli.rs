@@ -229,6 +229,14 @@ async fn openapi_healthz_and_metrics() -> Result<()> {
         ("/api/v1/agent/update", "post"),
         ("/api/v1/agent/releases/{id}/artifact", "get"),
         ("/api/v1/agents/{id}/updates", "get"),
+        ("/api/v1/campaigns", "post"),
+        ("/api/v1/campaigns", "get"),
+        ("/api/v1/campaigns/{id}", "get"),
+        ("/api/v1/campaigns/{id}/{action}", "post"),
+        ("/api/v1/campaigns/{id}/events", "get"),
+        ("/api/v1/upgrades", "get"),
+        ("/api/v1/devices/{id}/upgrades", "get"),
+        ("/api/v1/agent/jobs", "post"),
     ];
     let documented: usize = paths
         .values()

@@ -8,85 +8,15 @@
 //! that never reports. Keys are made and releases signed with
 //! `outpost-server admin release-key generate` and `admin sign-release`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use outpost_tests::releases::{generate_key, publish, sign, upload};
 use outpost_tests::{
     bin, enroll_agent, stamp_agent_version, wait_until, AgentProcess, Backend, Server,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-/// `admin release-key generate FILE`: the public key printed.
-fn generate_key(file: &Path) -> Result<String> {
-    let out = Command::new(bin("outpost-server"))
-        .args(["admin", "release-key", "generate"])
-        .arg(file)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "release-key generate: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_string())
-}
-
-/// `admin sign-release`: the `POST /api/v1/releases` body.
-fn sign(key: &Path, file: &Path, kind: &str, version: &str, target: &str) -> Result<Value> {
-    let name = if kind == "agent" {
-        "outpost-agent"
-    } else {
-        "fw"
-    };
-    let out = Command::new(bin("outpost-server"))
-        .args(["admin", "sign-release", "--key"])
-        .arg(key)
-        .arg("--file")
-        .arg(file)
-        .args([
-            "--kind",
-            kind,
-            "--name",
-            name,
-            "--version",
-            version,
-            "--target",
-            target,
-        ])
-        .args(["--notes", "test release"])
-        .output()?;
-    if !out.status.success() {
-        bail!("sign-release: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-async fn upload(s: &Server, id: i64, bytes: Vec<u8>) -> Result<(StatusCode, Value)> {
-    let resp = s
-        .http
-        .put(format!("{}/api/v1/releases/{id}/artifact", s.base))
-        .bearer_auth(&s.admin_token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes)
-        .send()
-        .await
-        .with_context(|| s.log_text())?;
-    let status = resp.status();
-    Ok((status, resp.json().await.unwrap_or(Value::Null)))
-}
-
-/// Creates and uploads a release; its id.
-async fn publish(s: &Server, body: &Value, artifact: &Path) -> Result<i64> {
-    let created = s
-        .post_ok("/api/v1/releases", &s.admin_token, body.clone())
-        .await?;
-    let id = created["id"].as_i64().context("id")?;
-    let (st, v) = upload(s, id, std::fs::read(artifact)?).await?;
-    anyhow::ensure!(st == StatusCode::OK, "upload -> {st}: {v}");
-    anyhow::ensure!(v["state"] == "published", "{v}");
-    Ok(id)
-}
 
 fn server_config(keys: &[&str]) -> String {
     let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();

@@ -236,6 +236,8 @@ pub enum AuthFailure {
 #[derive(Clone)]
 pub struct Agents {
     pub cases: Cases,
+    /// Upgrade campaigns: the jobs agents carry out and report.
+    pub upgrades: crate::upgrades::Upgrades,
     pub settings: std::sync::Arc<Settings>,
 }
 
@@ -278,6 +280,7 @@ fn outcome(status: OutcomeStatus, detail: Option<String>) -> Outcome {
 impl Agents {
     pub fn new(cases: Cases, settings: Settings) -> Agents {
         Agents {
+            upgrades: crate::upgrades::Upgrades::new(cases.clone()),
             cases,
             settings: std::sync::Arc::new(settings),
         }
@@ -525,6 +528,7 @@ impl Agents {
                 AgentMessage::Update(u) => {
                     crate::releases::record_update(&self.cases.store, self.now(), agent, u).await
                 }
+                AgentMessage::Job(j) => self.upgrades.report(agent, j).await,
             };
             match r {
                 Ok(o) => results.push(o),
@@ -537,7 +541,16 @@ impl Agents {
                 Err(e) => return Err(e),
             }
         }
-        Ok(BatchResult { results, hints: None })
+        // A heartbeat's answer says what waits for the agent.
+        let hints = if messages
+            .iter()
+            .any(|m| matches!(m, Ok(AgentMessage::Heartbeat(_))))
+        {
+            Some(self.upgrades.hints(agent).await?)
+        } else {
+            None
+        };
+        Ok(BatchResult { results, hints })
     }
 
     async fn heartbeat(

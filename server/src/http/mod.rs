@@ -20,6 +20,7 @@ pub mod reports;
 pub mod rma;
 pub mod service_reports;
 pub mod sla;
+pub mod upgrades;
 pub mod users;
 pub mod web;
 
@@ -315,6 +316,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(releases::agent_update))
         .routes(routes!(releases::agent_artifact))
         .routes(routes!(releases::agent_updates))
+        .routes(routes!(upgrades::create_campaign, upgrades::list_campaigns))
+        .routes(routes!(upgrades::get_campaign))
+        .routes(routes!(upgrades::campaign_action))
+        .routes(routes!(upgrades::campaign_events))
+        .routes(routes!(upgrades::applicable_upgrades))
+        .routes(routes!(upgrades::device_upgrades))
+        .routes(routes!(upgrades::agent_jobs))
         .split_for_parts()
 }
 

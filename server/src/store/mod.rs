@@ -28,6 +28,7 @@ pub mod reports;
 pub mod rma;
 pub mod sla;
 pub mod timers;
+pub mod upgrades;
 pub mod web;
 
 pub use cases::{CaseFilter, CaseRow, Cursor};
