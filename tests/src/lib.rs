@@ -125,6 +125,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server process's id (for CPU figures in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub async fn start(backend: Backend) -> Result<Server> {
         Server::start_with_config(backend, None).await
     }
