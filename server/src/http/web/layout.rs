@@ -24,6 +24,7 @@ pub enum Nav {
     /// A customer's own service report.
     Report,
     Inspections,
+    Upgrades,
     None,
 }
 
@@ -100,6 +101,7 @@ impl<'a> Page<'a> {
                                 @if let Some(org) = p.organization_id {
                                     (link(Nav::Report, &format!("/console/organizations/{org}/service-report"), "Service report"))
                                 }
+                                (link(Nav::Upgrades, "/upgrades", "Upgrades"))
                             } @else {
                                 (link(Nav::Console, "/console", "Call center"))
                                 (link(Nav::Queues, "/queues", "Queues"))
@@ -107,6 +109,7 @@ impl<'a> Page<'a> {
                                 (link(Nav::Dashboard, "/dashboard", "Dashboard"))
                                 (link(Nav::Knowledge, "/kb", "Knowledge base"))
                                 (link(Nav::Inspections, "/inspections", "Inspections"))
+                                (link(Nav::Upgrades, "/upgrades", "Upgrades"))
                             }
                         }
                         div.who {

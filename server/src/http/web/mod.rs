@@ -34,6 +34,7 @@ pub mod queues;
 pub mod reports;
 pub mod spares;
 pub mod topology;
+pub mod upgrades;
 pub mod visits;
 
 pub use layout::{Page, WebError, WebResult};
@@ -78,6 +79,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/kb/articles/{id}", get(kb::article))
         .route("/kb/articles/{id}/{action}", post(kb::act))
         .route("/dashboard/{file}", get(dashboard::download))
+        .route("/upgrades", get(upgrades::page))
+        .route("/upgrades/campaigns/{id}", get(upgrades::campaign))
+        .route("/upgrades/campaigns/{id}/action", post(upgrades::act))
 }
 
 /// How long a browser session lasts.
