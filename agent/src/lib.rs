@@ -19,13 +19,15 @@
 //! * [`fsutil`]: atomic file replacement.
 //! * [`update`]: self-update (signed releases, resumable download, atomic
 //!   replacement, health check and rollback); [`version`]: the version this
-//!   binary reports.
+//!   binary reports; [`download`]: the resumable, checked download of a
+//!   signed artifact that self-update and upgrade jobs share.
 
 pub mod check;
 pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod detect;
+pub mod download;
 pub mod enroll;
 pub mod fsutil;
 pub mod identity;
