@@ -258,10 +258,9 @@ pub async fn run(
                 // The plug-in is gone; a child of it may still hold stdout.
                 let until = exit_seen_at
                     .get_or_insert_with(|| tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
-                match tokio::time::timeout_at(*until, stdout.read(&mut buf)).await {
-                    Ok(r) => Some(r),
-                    Err(_) => None,
-                }
+                tokio::time::timeout_at(*until, stdout.read(&mut buf))
+                    .await
+                    .ok()
             } else {
                 tokio::select! {
                     r = stdout.read(&mut buf), if !eof => Some(r),
@@ -335,14 +334,12 @@ pub async fn run(
                     (Step::Rollback, Status::Ok) => {
                         rollback = Some(format!("rolled back: {}", parsed.detail))
                     }
-                    (step, Status::Failed) => {
-                        if first_failure.is_none() {
-                            first_failure = Some(if parsed.detail.is_empty() {
-                                format!("{} failed", step.as_str())
-                            } else {
-                                format!("{} failed: {}", step.as_str(), clip(&parsed.detail, 500))
-                            });
-                        }
+                    (step, Status::Failed) if first_failure.is_none() => {
+                        first_failure = Some(if parsed.detail.is_empty() {
+                            format!("{} failed", step.as_str())
+                        } else {
+                            format!("{} failed: {}", step.as_str(), clip(&parsed.detail, 500))
+                        });
                     }
                     _ => {}
                 }
