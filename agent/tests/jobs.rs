@@ -237,9 +237,12 @@ fn firmware(model: &str, version: &str, boots: bool) -> String {
 }
 
 fn target_config(sim: &Snmpsim, extra: &str) -> AgentConfig {
+    config_for(&sim.address(), extra)
+}
+
+fn config_for(address: &str, extra: &str) -> AgentConfig {
     AgentConfig::parse(&format!(
-        "[server]\nurl = \"http://127.0.0.1:1\"\n\n[[snmp.targets]]\nname = \"core-sw\"\naddress = \"{}\"\nversion = \"v2c\"\ncommunity = \"core-sw\"\ntimeout = \"500ms\"\nretries = 0\n{extra}",
-        sim.address()
+        "[server]\nurl = \"http://127.0.0.1:1\"\n\n[[snmp.targets]]\nname = \"core-sw\"\naddress = \"{address}\"\nversion = \"v2c\"\ncommunity = \"core-sw\"\ntimeout = \"500ms\"\nretries = 0\n{extra}"
     ))
     .expect("config")
 }
@@ -699,4 +702,106 @@ async fn a_device_that_does_not_boot_is_not_returned_and_bad_jobs_are_refused() 
         "{}",
         ended.detail
     );
+}
+
+#[tokio::test]
+async fn a_restart_while_the_plugin_ran_fails_the_job_and_a_confirmation_keeps_its_deadline() {
+    // A silent device: nothing listens on this UDP port.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&format!("127.0.0.1:{port}"), &plugin_section(dir.path(), 1));
+    let h = harness();
+    let uplink = Uplink::new(
+        "http://127.0.0.1:1",
+        None,
+        uuid::Uuid::new_v4(),
+        signing_key(),
+    )
+    .expect("uplink");
+    let artifact = firmware("C9300-48P", "17.12.1", true).into_bytes();
+    let state_dir = h.runner.dir.join("state");
+    std::fs::create_dir_all(&state_dir).expect("state dir");
+    let record = |job: UpgradeJob,
+                  state: JobState,
+                  plugin_running: bool,
+                  confirming: bool,
+                  reload_secs_ago: i64| {
+        let id = job.id;
+        let record = outpost_agent::jobs::Record {
+            job,
+            state,
+            started_at: chrono::Utc::now() - chrono::TimeDelta::seconds(600),
+            plugin_running,
+            confirming,
+            reload_at: Some(chrono::Utc::now() - chrono::TimeDelta::seconds(reload_secs_ago)),
+            answered: false,
+            seen_version: None,
+        };
+        std::fs::write(
+            state_dir.join(format!("{id}.json")),
+            serde_json::to_vec(&record).expect("encode"),
+        )
+        .expect("write the record");
+    };
+
+    // The agent stopped while the plug-in ran: the device's state is unknown.
+    record(
+        job(1, &artifact, "C9300-48P", "17.12.1"),
+        JobState::Installing,
+        true,
+        false,
+        0,
+    );
+    record(
+        job(2, &artifact, "C9300-48P", "17.12.1"),
+        JobState::Rebooting,
+        true,
+        false,
+        0,
+    );
+    assert_eq!(h.runner.unfinished().len(), 2);
+    for id in [1, 2] {
+        let ended = h
+            .runner
+            .run(&uplink, &config, job(id, &artifact, "C9300-48P", "17.12.1"))
+            .await
+            .expect("run")
+            .expect("ended");
+        assert_eq!(
+            (ended.state, ended.failure),
+            (JobState::Failed, Some(JobFailure::Plugin))
+        );
+        assert!(
+            ended
+                .detail
+                .contains("the agent restarted while the plug-in ran"),
+            "{}",
+            ended.detail
+        );
+    }
+    assert!(h.runner.unfinished().is_empty());
+
+    // Confirming when the agent stopped; the reload was 4000 s ago and the
+    // reboot timeout is an hour: past it at once (a deadline restarted by
+    // the restart would keep this test waiting for an hour).
+    let mut long = job(3, &artifact, "C9300-48P", "17.12.1");
+    long.reboot_timeout_secs = 3600;
+    record(long.clone(), JobState::Rebooting, false, true, 4000);
+    let ended = h
+        .runner
+        .run(&uplink, &config, long)
+        .await
+        .expect("run")
+        .expect("ended");
+    assert_eq!(
+        (ended.state, ended.failure),
+        (JobState::Failed, Some(JobFailure::NotReturned)),
+        "{ended:?}"
+    );
+    assert!(ended.detail.contains("within 1h"), "{}", ended.detail);
+    let reports = h.reports.lock().expect("lock").clone();
+    assert!(reports.iter().all(|r| r.state == JobState::Failed));
 }
