@@ -437,3 +437,84 @@ fn replace_version(descr: &str, old: &str, new: &str) -> String {
         None => format!("{descr}, Version {new}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATA: &str = "# a comment|with|bars\n\
+1.3.6.1.2.1.1.1.0|4|Cisco IOS Software, Version 17.9.4a, RELEASE SOFTWARE (fc3)\n\
+1.3.6.1.2.1.47.1.1.1.1.5.1|2|3\n\
+1.3.6.1.2.1.47.1.1.1.1.5.2|2|6\n\
+1.3.6.1.2.1.47.1.1.1.1.5.3|2|3\n\
+1.3.6.1.2.1.47.1.1.1.1.10.1|4|17.09.04a\n\
+1.3.6.1.2.1.47.1.1.1.1.10.2|4|\n\
+1.3.6.1.2.1.47.1.1.1.1.10.3|4x|3137\n";
+
+    #[test]
+    fn the_new_version_goes_into_sysdescr_and_chassis_rows_only() {
+        let out = rewrite(DATA, "17.09.04a", "17.12.1").unwrap();
+        assert!(out.contains(
+            "1.3.6.1.2.1.1.1.0|4|Cisco IOS Software, Version 17.12.1, RELEASE SOFTWARE (fc3)\n"
+        ));
+        assert!(out.contains("1.3.6.1.2.1.47.1.1.1.1.10.1|4|17.12.1\n"));
+        assert!(
+            out.contains("1.3.6.1.2.1.47.1.1.1.1.10.2|4|\n"),
+            "not a chassis"
+        );
+        assert!(
+            out.contains("1.3.6.1.2.1.47.1.1.1.1.10.3|4|17.12.1\n"),
+            "second chassis"
+        );
+        assert!(out.starts_with("# a comment|with|bars\n"));
+    }
+
+    #[test]
+    fn hex_sysdescr_and_whole_tokens() {
+        let hex_descr = hex::encode("JUNOS 21.4R3 built; 21.4R3.5 kept".as_bytes());
+        let data = format!("1.3.6.1.2.1.1.1.0|4x|{hex_descr}\n");
+        let out = rewrite(&data, "21.4R3", "22.2R1").unwrap();
+        let value = out.trim().rsplit('|').next().unwrap();
+        assert_eq!(
+            String::from_utf8(hex::decode(value).unwrap()).unwrap(),
+            "JUNOS 22.2R1 built; 21.4R3.5 kept"
+        );
+        assert_eq!(
+            replace_version("no version", "", "1.0"),
+            "no version, Version 1.0"
+        );
+        assert!(rewrite("1.3.6.1.2.1.1.1.0|6|1.3.6\n", "", "1").is_err());
+    }
+
+    #[test]
+    fn a_silent_device_drops_every_record() {
+        let out = silent(DATA);
+        assert!(out.starts_with("# a comment|with|bars\n"));
+        assert!(out.contains("1.3.6.1.2.1.47.1.1.1.1.10.3|4x:delay|wait=100000\n"));
+        assert_eq!(out.matches(":delay|wait=100000").count(), 7);
+    }
+
+    #[test]
+    fn images_are_read_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fw");
+        std::fs::write(
+            &path,
+            "outpost-simulated-firmware\nmodel=A\nversion=1\nboots=yes\n",
+        )
+        .unwrap();
+        let image = read_image(&path).unwrap();
+        assert_eq!(
+            (image.model.as_str(), image.version.as_str(), image.boots),
+            ("A", "1", true)
+        );
+        std::fs::write(
+            &path,
+            "outpost-simulated-firmware\nmodel=A\nversion=1\nboots=maybe\n",
+        )
+        .unwrap();
+        assert!(read_image(&path).unwrap_err().contains("boots"));
+        std::fs::write(&path, "outpost-simulated-firmware\nmodel=A\nboots=no\n").unwrap();
+        assert!(read_image(&path).unwrap_err().contains("version"));
+    }
+}
