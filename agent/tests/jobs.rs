@@ -680,6 +680,44 @@ async fn a_device_that_does_not_boot_is_not_returned_and_bad_jobs_are_refused() 
     );
     assert!(ended.detail.contains("downgrade"), "{}", ended.detail);
 
+    // The artifact cannot be fetched: retried until the install timeout.
+    let good = firmware("C9300-48P", "17.12.1", true).into_bytes();
+    let mut j = job(9, &good, "C9300-48P", "17.12.1");
+    j.install_timeout_secs = 3;
+    let ended = h
+        .runner
+        .run(&uplink, &config, j)
+        .await
+        .expect("run")
+        .expect("ended");
+    assert_eq!(
+        (ended.state, ended.failure),
+        (JobState::Failed, Some(JobFailure::Download)),
+        "{ended:?}"
+    );
+    assert!(ended.detail.contains("within 3s"), "{}", ended.detail);
+    // Other bytes than the signed ones (same size): refused, nothing kept.
+    let mut other = good.clone();
+    other[0] ^= 1;
+    let (url, _) = artifact_server(other).await;
+    let tampering = Uplink::new(&url, None, uuid::Uuid::new_v4(), signing_key()).expect("uplink");
+    let j = job(10, &good, "C9300-48P", "17.12.1");
+    let image = h.runner.image_path(&j);
+    let ended = h
+        .runner
+        .run(&tampering, &config, j)
+        .await
+        .expect("run")
+        .expect("ended");
+    assert_eq!(
+        (ended.state, ended.failure),
+        (JobState::Failed, Some(JobFailure::Refused)),
+        "{ended:?}"
+    );
+    assert!(ended.detail.contains("SHA-256"), "{}", ended.detail);
+    assert!(!image.exists());
+    assert!(data_dir.join("core-sw.snmprec").is_file());
+
     // An image that never boots: not_returned after the reboot timeout.
     let artifact = firmware("C9300-48P", "17.12.1", false).into_bytes();
     let (url, _) = artifact_server(artifact.clone()).await;
