@@ -48,6 +48,9 @@ struct State {
     job_reports: Vec<JobReport>,
     /// `jobs` of the hints in heartbeat answers.
     hint_jobs: u32,
+    /// `release` of the hints in heartbeat answers.
+    hint_release: Option<i64>,
+    update_queries: usize,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -167,6 +170,17 @@ fn route(
                 serde_json::to_string(&response).expect("json"),
             )
         }
+        ("POST", outpost_protocol::release::UPDATE_PATH) => {
+            if let Err(refusal) = authenticate(&mut s, method, path, headers, body) {
+                return refusal;
+            }
+            s.update_queries += 1;
+            let offer = outpost_protocol::UpdateOffer { release: None };
+            (
+                "200 OK".into(),
+                serde_json::to_string(&offer).expect("json"),
+            )
+        }
         ("POST", JOBS_PATH) => {
             if let Err(refusal) = authenticate(&mut s, method, path, headers, body) {
                 return refusal;
@@ -223,7 +237,7 @@ fn route(
                     AgentMessage::Heartbeat(_) => {
                         s.heartbeats += 1;
                         hints = Some(Hints {
-                            release: None,
+                            release: s.hint_release,
                             jobs: s.hint_jobs,
                         });
                         OutcomeStatus::Accepted
@@ -670,4 +684,69 @@ command = "{}"
     assert_eq!(report.failure, Some(JobFailure::NoPlugin));
     assert!(report.detail.contains("edge-9"), "{}", report.detail);
     assert_eq!(report.agent_id, s.agent_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_release_in_a_heartbeat_hint_wakes_the_update_check() {
+    let shared: Shared = Arc::new(Mutex::new(State {
+        hint_release: Some(1),
+        ..State::default()
+    }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, Arc::clone(&shared)));
+    let server = format!("http://{addr}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let identity_dir = dir.path().join("identity");
+    let out = agent()
+        .args([
+            "enroll",
+            "--server",
+            &server,
+            "--token",
+            TOKEN,
+            "--identity-dir",
+        ])
+        .arg(&identity_dir)
+        .output()
+        .expect("enroll");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    // Checks every hour only: any further check comes from a hint.
+    let config = format!(
+        "[server]\nurl = \"{server}\"\nidentity_dir = \"{}\"\n\n[host]\nenabled = false\n\n[update]\nenabled = true\ncheck_interval = \"1h\"\ntrusted_keys = [\"{}\"]\n",
+        identity_dir.display(),
+        outpost_protocol::release::format_public_key(&key.verifying_key().to_bytes()),
+    );
+    let config_path = dir.path().join("agent.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let mut child = start_agent(&config_path, &dir.path().join("agent.log"));
+
+    wait_for("the first update check", Duration::from_secs(30), || {
+        state(&shared).update_queries == 1
+    })
+    .await;
+    // The same release in every hint: no further check.
+    let heartbeats = state(&shared).heartbeats;
+    wait_for("more heartbeats", Duration::from_secs(30), || {
+        state(&shared).heartbeats >= heartbeats + 3
+    })
+    .await;
+    assert_eq!(state(&shared).update_queries, 1);
+    // A new release published: checked at once.
+    state(&shared).hint_release = Some(2);
+    wait_for(
+        "the update check woken by the hint",
+        Duration::from_secs(30),
+        || state(&shared).update_queries == 2,
+    )
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().expect("reap");
 }
