@@ -662,9 +662,11 @@ impl Runner {
                     .unwrap_or(i64::MAX / 2)
                     .min(i64::MAX / 2),
             );
+        // Until the device answers, only a reported reload leaves the job
+        // in `rebooting`.
+        let reloaded = record.state == JobState::Rebooting;
         if rank(record.state) < rank(JobState::Rebooting) {
             // No reload: straight to verifying.
-            record.answered = true;
             self.step(
                 record,
                 JobState::Verifying,
@@ -679,14 +681,19 @@ impl Runner {
                 Ok(seen) => {
                     if !record.answered {
                         record.answered = true;
-                        self.step(
-                            record,
-                            JobState::Verifying,
-                            "confirm",
-                            "the device answers again",
-                            seen.version(),
-                            None,
-                        )?;
+                        if record.state == JobState::Verifying {
+                            // Reported when confirming began (no reload).
+                            self.save(record)?;
+                        } else {
+                            self.step(
+                                record,
+                                JobState::Verifying,
+                                "confirm",
+                                "the device answers again",
+                                seen.version(),
+                                None,
+                            )?;
+                        }
                     }
                     if seen.runs(&target_version) {
                         return self.finish(
@@ -730,8 +737,13 @@ impl Runner {
             )
         } else {
             let detail = format!(
-                "the device did not answer within {} after its reload",
-                human(job.reboot_timeout_secs)
+                "the device did not answer within {} after its {}",
+                human(job.reboot_timeout_secs),
+                if reloaded {
+                    "reload"
+                } else {
+                    "upgrade (no reload was reported)"
+                }
             );
             self.finish(
                 record,
