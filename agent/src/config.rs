@@ -35,8 +35,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod jobs;
 pub mod tunnel;
 pub mod update;
+pub use self::jobs::{Confirm, JobsConfig, PluginConfig};
 pub use self::tunnel::{HostPort, TunnelConfig, TunnelTarget};
 pub use self::update::UpdateConfig;
 
@@ -73,6 +75,10 @@ pub struct AgentConfig {
     /// Self-update (`[update]`); off when absent.
     #[serde(default)]
     pub update: UpdateConfig,
+    /// Upgrade jobs on devices (`[jobs]`, `[[jobs.plugins]]`); off when
+    /// absent.
+    #[serde(default)]
+    pub jobs: JobsConfig,
 }
 
 /// `[host]`: health sampling of the agent's own host.
@@ -599,6 +605,7 @@ impl AgentConfig {
             }
         }
         self.update.validate().map_err(invalid)?;
+        self.jobs.validate(&self.update).map_err(invalid)?;
         let t = &self.tunnel;
         if t.keepalive < Duration::from_secs(1) || t.keepalive > Duration::from_secs(3600) {
             return Err(invalid(format!(
@@ -885,6 +892,14 @@ impl AgentConfig {
             .dir
             .clone()
             .unwrap_or_else(|| self.server.identity_dir.join("update"))
+    }
+
+    /// The upgrade jobs' directory: `jobs.dir`, or `<identity_dir>/jobs`.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.jobs
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.server.identity_dir.join("jobs"))
     }
 
     /// The spool directory: `spool.dir`, or `<identity_dir>/spool`.

@@ -20,7 +20,14 @@
 //!   `check_interval` ([`crate::update`]); once one is installed the daemon
 //!   stops as on SIGTERM and hands over to it under the update guard. A
 //!   binary on trial marks itself healthy when the server accepts its first
-//!   heartbeat, which carries its version and the clock skew.
+//!   heartbeat, which carries its version and the clock skew. A heartbeat
+//!   answer whose hints name another newest release than the last one seen
+//!   wakes the check at once;
+//! * **jobs** (with `[jobs] enabled`, not in a binary on trial): resumes the
+//!   upgrade jobs a previous process left, then asks for jobs
+//!   (`POST /api/v1/agent/jobs`) every `jobs.poll_interval`, and at once
+//!   when a heartbeat answer's hints say jobs wait; each job runs in a task
+//!   of its own ([`crate::jobs`]), its reports spooled like faults.
 //!
 //! Fault events are appended to the spool (fsynced) *before* the detector
 //! state that produced them is saved, so a crash between the two can only
@@ -41,8 +48,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::Utc;
 use outpost_protocol::{
-    AgentMessage, DeviceInventory, FaultEvent, Heartbeat, HostFacts, Inventory, LldpLink,
-    OutcomeStatus, Topology, MAX_BATCH, PROTOCOL_VERSION,
+    AgentMessage, DeviceInventory, FaultEvent, Heartbeat, HostFacts, Inventory, JobList, JobQuery,
+    LldpLink, OutcomeStatus, Topology, JOBS_PATH, MAX_BATCH, PROTOCOL_VERSION,
 };
 use tokio::sync::{watch, Notify};
 
@@ -50,6 +57,7 @@ use crate::collect::host;
 use crate::config::{AgentConfig, TunnelConfig};
 use crate::detect::{Detector, Observation};
 use crate::identity::Identity;
+use crate::jobs::{Reporter, Runner, Scheduler};
 use crate::metrics::{self, Metrics};
 use crate::snmp::poll::poll_targets_each;
 use crate::spool::{RecordKind, Spool, SpoolOptions};
@@ -66,7 +74,7 @@ struct Shared {
     config_path: PathBuf,
     config: RwLock<Arc<AgentConfig>>,
     identity: Identity,
-    uplink: Uplink,
+    uplink: Arc<Uplink>,
     /// Lock order: detector, then spool.
     detector: Mutex<Detector>,
     spool: Mutex<Spool>,
@@ -84,6 +92,10 @@ struct Shared {
     installed: Mutex<Option<Pending>>,
     /// Poked when `installed` is set.
     hand_over: Notify,
+    /// Wakes the update task (a heartbeat hint named a new release).
+    update_wake: Notify,
+    /// Wakes the jobs task (a heartbeat hint said jobs wait).
+    jobs_wake: Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -196,12 +208,23 @@ pub async fn run(config_path: &Path) -> Result<()> {
     }
     // The same key authenticates the tunnel to the relay.
     let tunnel_key = key.clone();
-    let uplink = Uplink::new(
+    let uplink = Arc::new(Uplink::new(
         &config.server.url,
         identity.server_tls_pin_sha256.as_deref(),
         identity.agent_id,
         key,
-    )?;
+    )?);
+    // Upgrade jobs: their keys and directory are fixed for the process.
+    let jobs = if config.jobs.enabled && std::env::var_os(crate::update::TRIAL_ENV).is_none() {
+        let keys = config
+            .jobs
+            .keys(&config.update)
+            .map_err(anyhow::Error::msg)
+            .context("[jobs]")?;
+        Some((config.jobs_dir(), keys))
+    } else {
+        None
+    };
     // An update a previous process left is finished first (before the spool
     // is opened): reported, or (a trial nobody watched) watched by this
     // process, which then becomes the binary that stays.
@@ -240,6 +263,8 @@ pub async fn run(config_path: &Path) -> Result<()> {
         updater,
         installed: Mutex::new(None),
         hand_over: Notify::new(),
+        update_wake: Notify::new(),
+        jobs_wake: Notify::new(),
     });
     if !update_reports.is_empty() {
         let messages: Vec<AgentMessage> = update_reports
@@ -284,6 +309,27 @@ pub async fn run(config_path: &Path) -> Result<()> {
     tasks.spawn(ticker(Arc::clone(&shared), stop_rx.clone()));
     if shared.updater.is_some() && std::env::var_os(crate::update::TRIAL_ENV).is_none() {
         tasks.spawn(updater_task(Arc::clone(&shared), stop_rx.clone()));
+    }
+    if let Some((dir, keys)) = jobs {
+        // Weak: job tasks must not keep the spool open past the daemon.
+        let weak = Arc::downgrade(&shared);
+        let reporter: Reporter = Arc::new(move |report| {
+            let shared = weak
+                .upgrade()
+                .context("the agent is stopping; the report is not spooled")?;
+            shared.spool_messages(&[AgentMessage::Job(report)], RecordKind::Fault)
+        });
+        let scheduler = Scheduler::new(
+            Runner {
+                dir,
+                keys,
+                agent_id: shared.identity.agent_id,
+                reporter,
+            },
+            Arc::clone(&shared.uplink),
+            config.jobs.concurrency,
+        );
+        tasks.spawn(jobs_task(Arc::clone(&shared), scheduler, stop_rx.clone()));
     }
     tasks.spawn(crate::tunnel::run(
         tunnel_rx,
@@ -337,8 +383,12 @@ async fn updater_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     };
     let mut wait = Duration::from_secs(2);
     loop {
-        if !sleep_or_stop(wait, &mut stop).await {
-            return;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.update_wake.notified() => {
+                tracing::info!("a new release was published; checking for a self-update now");
+            }
+            _ = stop.wait_for(|s| *s) => return,
         }
         wait = shared.config().update.check_interval;
         let mut reports = Vec::new();
@@ -362,6 +412,45 @@ async fn updater_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "self-update check failed; retrying later");
+            }
+        }
+    }
+}
+
+/// Resumes unfinished upgrade jobs, then asks the server for jobs every
+/// `jobs.poll_interval` (first a few seconds after start), and at once when
+/// a heartbeat hint says jobs wait.
+async fn jobs_task(shared: Arc<Shared>, scheduler: Scheduler, mut stop: watch::Receiver<bool>) {
+    scheduler.resume(shared.config());
+    let mut wait = Duration::from_secs(2);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.jobs_wake.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let config = shared.config();
+        wait = config.jobs.poll_interval;
+        if !config.jobs.enabled {
+            // Turned off by a reload: running jobs finish, no new ones.
+            continue;
+        }
+        let query = JobQuery {
+            protocol_version: PROTOCOL_VERSION,
+        };
+        let asked = tokio::select! {
+            asked = shared.uplink.post_json::<JobList>(JOBS_PATH, &query) => asked,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match asked {
+            Ok(list) => {
+                if !list.jobs.is_empty() {
+                    tracing::info!(jobs = list.jobs.len(), "upgrade jobs from the server");
+                }
+                scheduler.offer(list.jobs, config);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot ask the server for upgrade jobs; retrying later")
             }
         }
     }
@@ -462,8 +551,12 @@ fn reload(shared: &Shared) {
         || config.spool.max_bytes != old.spool.max_bytes
         || config.metrics.listen != old.metrics.listen
         || config.detector_state_file() != old.detector_state_file()
+        || config.jobs.enabled != old.jobs.enabled
+        || config.jobs_dir() != old.jobs_dir()
+        || config.jobs.trusted_keys != old.jobs.trusted_keys
+        || config.jobs.concurrency != old.jobs.concurrency
     {
-        tracing::warn!("SIGHUP: changes to [server], [spool], [metrics] and detect.state_file take effect at the next start");
+        tracing::warn!("SIGHUP: changes to [server], [spool], [metrics] and detect.state_file take effect at the next start, and so do jobs.enabled, dir, trusted_keys and concurrency");
     }
     let targets: HashSet<String> = config.snmp.targets.iter().map(|t| t.name.clone()).collect();
     {
@@ -587,6 +680,8 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
 async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let interval = Duration::from_secs(u64::from(shared.identity.heartbeat_interval_secs.max(1)));
+    // The newest release id of the last hint, to notice a new one.
+    let mut last_release: Option<i64> = None;
     loop {
         let heartbeat = Heartbeat {
             protocol_version: PROTOCOL_VERSION,
@@ -603,14 +698,25 @@ async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => return,
         };
         match sent {
-            Ok(outcome) if outcome.status == OutcomeStatus::Rejected => {
+            Ok((outcome, _)) if outcome.status == OutcomeStatus::Rejected => {
                 tracing::warn!(
                     detail = outcome.detail.as_deref().unwrap_or(""),
                     "the server rejected a heartbeat"
                 );
             }
-            Ok(_) => {
+            Ok((_, hints)) => {
                 shared.metrics.up.store(1, Ordering::Relaxed);
+                if let Some(hints) = hints {
+                    if hints.jobs > 0 {
+                        shared.jobs_wake.notify_one();
+                    }
+                    if let Some(release) = hints.release {
+                        if last_release.is_some_and(|last| last != release) {
+                            shared.update_wake.notify_one();
+                        }
+                        last_release = Some(release);
+                    }
+                }
                 // A binary on trial is healthy once the server takes its
                 // heartbeat (which carries its version).
                 if let Some(updater) = &shared.updater {

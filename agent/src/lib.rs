@@ -19,17 +19,24 @@
 //! * [`fsutil`]: atomic file replacement.
 //! * [`update`]: self-update (signed releases, resumable download, atomic
 //!   replacement, health check and rollback); [`version`]: the version this
-//!   binary reports.
+//!   binary reports; [`download`]: the resumable, checked download of a
+//!   signed artifact that self-update and upgrade jobs share.
+//! * [`jobs`]: firmware/software upgrade jobs on the devices the agent
+//!   polls, carried out by vendor plug-ins ([`plugin_kit`]: what the
+//!   shipped plug-ins share).
 
 pub mod check;
 pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod detect;
+pub mod download;
 pub mod enroll;
 pub mod fsutil;
 pub mod identity;
+pub mod jobs;
 pub mod metrics;
+pub mod plugin_kit;
 pub mod snmp;
 pub mod spool;
 pub mod tunnel;

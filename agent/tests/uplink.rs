@@ -19,7 +19,8 @@ use chrono::Utc;
 use ed25519_dalek::{Signature, VerifyingKey};
 use outpost_protocol::{
     signing_input, AgentAuth, AgentMessage, Batch, BatchResult, EnrollRequest, EnrollResponse,
-    FaultEvent, FaultTransition, Outcome, OutcomeStatus, MAX_SKEW_SECS,
+    FaultEvent, FaultTransition, Hints, JobFailure, JobList, JobReport, JobState, Outcome,
+    OutcomeStatus, UpgradeJob, JOBS_PATH, MAX_SKEW_SECS,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -41,6 +42,15 @@ struct State {
     inventories: usize,
     clock_skew_answers: usize,
     refused: Vec<String>,
+    /// What `POST /api/v1/agent/jobs` answers.
+    jobs: Vec<UpgradeJob>,
+    job_queries: usize,
+    job_reports: Vec<JobReport>,
+    /// `jobs` of the hints in heartbeat answers.
+    hint_jobs: u32,
+    /// `release` of the hints in heartbeat answers.
+    hint_release: Option<i64>,
+    update_queries: usize,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -160,6 +170,27 @@ fn route(
                 serde_json::to_string(&response).expect("json"),
             )
         }
+        ("POST", outpost_protocol::release::UPDATE_PATH) => {
+            if let Err(refusal) = authenticate(&mut s, method, path, headers, body) {
+                return refusal;
+            }
+            s.update_queries += 1;
+            let offer = outpost_protocol::UpdateOffer { release: None };
+            (
+                "200 OK".into(),
+                serde_json::to_string(&offer).expect("json"),
+            )
+        }
+        ("POST", JOBS_PATH) => {
+            if let Err(refusal) = authenticate(&mut s, method, path, headers, body) {
+                return refusal;
+            }
+            s.job_queries += 1;
+            let list = JobList {
+                jobs: s.jobs.clone(),
+            };
+            ("200 OK".into(), serde_json::to_string(&list).expect("json"))
+        }
         ("POST", "/api/v1/agent/messages") => {
             let Some(auth) = headers
                 .get("authorization")
@@ -191,6 +222,7 @@ fn route(
                 return error("400 Bad Request", "bad_batch");
             };
             let mut results = Vec::new();
+            let mut hints = None;
             for message in batch.messages {
                 let status = match message {
                     AgentMessage::Fault(event) => {
@@ -204,15 +236,25 @@ fn route(
                     }
                     AgentMessage::Heartbeat(_) => {
                         s.heartbeats += 1;
+                        hints = Some(Hints {
+                            release: s.hint_release,
+                            jobs: s.hint_jobs,
+                        });
                         OutcomeStatus::Accepted
+                    }
+                    AgentMessage::Job(report) => {
+                        if s.seen.insert(report.idempotency_key) {
+                            s.job_reports.push(report);
+                            OutcomeStatus::Accepted
+                        } else {
+                            OutcomeStatus::Duplicate
+                        }
                     }
                     AgentMessage::Inventory(_) => {
                         s.inventories += 1;
                         OutcomeStatus::Accepted
                     }
-                    AgentMessage::Topology(_) | AgentMessage::Update(_) | AgentMessage::Job(_) => {
-                        OutcomeStatus::Accepted
-                    }
+                    AgentMessage::Topology(_) | AgentMessage::Update(_) => OutcomeStatus::Accepted,
                 };
                 results.push(Outcome {
                     status,
@@ -221,15 +263,49 @@ fn route(
             }
             (
                 "200 OK".into(),
-                serde_json::to_string(&BatchResult {
-                    results,
-                    hints: None,
-                })
-                .expect("json"),
+                serde_json::to_string(&BatchResult { results, hints }).expect("json"),
             )
         }
         _ => error("404 Not Found", "not_found"),
     }
+}
+
+/// Checks a signed request as the server does (the agent's key, clock
+/// skew); the error answer if it fails.
+fn authenticate(
+    s: &mut State,
+    method: &str,
+    path: &str,
+    headers: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<(), (String, String)> {
+    let Some(auth) = headers
+        .get("authorization")
+        .and_then(|h| AgentAuth::parse(h).ok())
+    else {
+        s.refused.push("no auth".into());
+        return Err(error("401 Unauthorized", "unauthorized"));
+    };
+    let server_now = Utc::now().timestamp() + s.clock_ahead;
+    if (auth.timestamp - server_now).abs() > MAX_SKEW_SECS {
+        s.clock_skew_answers += 1;
+        return Err(error("401 Unauthorized", "clock_skew"));
+    }
+    let input = signing_input(method, path, auth.agent_id, auth.timestamp, body);
+    let valid = auth.agent_id == s.agent_id
+        && s.key.is_some_and(|key| {
+            <[u8; 64]>::try_from(&auth.signature[..])
+                .map(|sig| {
+                    key.verify_strict(&input, &Signature::from_bytes(&sig))
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        });
+    if !valid {
+        s.refused.push("bad signature".into());
+        return Err(error("401 Unauthorized", "bad_signature"));
+    }
+    Ok(())
 }
 
 fn agent() -> Command {
@@ -489,4 +565,188 @@ listen = "127.0.0.1:{metrics_port}"
     );
     assert!(s.heartbeats >= 1);
     assert!(s.inventories >= 1);
+}
+
+/// An upgrade job for a device this agent does not poll.
+fn foreign_job() -> UpgradeJob {
+    let manifest = outpost_protocol::ReleaseManifest {
+        name: "ios-xe".into(),
+        version: "17.12.1".into(),
+        target: "Cisco/C9300-48P".into(),
+        sha256: "ab".repeat(32),
+        size: 10,
+    };
+    UpgradeJob {
+        id: 77,
+        campaign_id: 1,
+        campaign: "wave 1".into(),
+        device: "edge-9".into(),
+        vendor: "Cisco".into(),
+        model: "C9300-48P".into(),
+        current_version: None,
+        release: outpost_protocol::OfferedRelease {
+            id: 3,
+            manifest,
+            signature: "00".repeat(64),
+            public_key: format!("ed25519:{}", "00".repeat(32)),
+            allow_downgrade: false,
+            artifact_path: "/api/v1/agent/releases/3/artifact".into(),
+        },
+        install_timeout_secs: 60,
+        reboot_timeout_secs: 60,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_asked_for_on_a_heartbeat_hint_and_reported_through_the_spool_once() {
+    let shared: Shared = Arc::new(Mutex::new(State {
+        jobs: vec![foreign_job()],
+        ..State::default()
+    }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, Arc::clone(&shared)));
+    let server = format!("http://{addr}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let identity_dir = dir.path().join("identity");
+    let out = agent()
+        .args([
+            "enroll",
+            "--server",
+            &server,
+            "--token",
+            TOKEN,
+            "--identity-dir",
+        ])
+        .arg(&identity_dir)
+        .output()
+        .expect("enroll");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Jobs asked for every hour only: any further question comes from a hint.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let config = format!(
+        r#"
+[server]
+url = "{server}"
+identity_dir = "{}"
+
+[host]
+enabled = false
+
+[jobs]
+enabled = true
+poll_interval = "1h"
+trusted_keys = ["{}"]
+
+[[jobs.plugins]]
+vendor = "*"
+model = "*"
+command = "{}"
+"#,
+        identity_dir.display(),
+        outpost_protocol::release::format_public_key(&key.verifying_key().to_bytes()),
+        env!("CARGO_BIN_EXE_outpost-plugin-script"),
+    );
+    let config_path = dir.path().join("agent.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let log = dir.path().join("agent.log");
+    let mut child = start_agent(&config_path, &log);
+
+    // The first question (shortly after start) hands out the job, which
+    // fails (the device is not one of the agent's targets) and is reported.
+    wait_for("the job's report", Duration::from_secs(30), || {
+        !state(&shared).job_reports.is_empty()
+    })
+    .await;
+    let queries = state(&shared).job_queries;
+    assert_eq!(queries, 1);
+    // Heartbeats now say jobs wait: the agent asks again at once, twice.
+    state(&shared).hint_jobs = 1;
+    wait_for("questions woken by hints", Duration::from_secs(30), || {
+        state(&shared).job_queries >= queries + 2
+    })
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().expect("reap");
+    let s = state(&shared);
+    // The job was handed out on every question but carried out once.
+    assert_eq!(s.job_reports.len(), 1, "{:?}", s.job_reports);
+    let report = &s.job_reports[0];
+    assert_eq!(report.job_id, 77);
+    assert_eq!(report.state, JobState::Failed);
+    assert_eq!(report.failure, Some(JobFailure::NoPlugin));
+    assert!(report.detail.contains("edge-9"), "{}", report.detail);
+    assert_eq!(report.agent_id, s.agent_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_release_in_a_heartbeat_hint_wakes_the_update_check() {
+    let shared: Shared = Arc::new(Mutex::new(State {
+        hint_release: Some(1),
+        ..State::default()
+    }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, Arc::clone(&shared)));
+    let server = format!("http://{addr}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let identity_dir = dir.path().join("identity");
+    let out = agent()
+        .args([
+            "enroll",
+            "--server",
+            &server,
+            "--token",
+            TOKEN,
+            "--identity-dir",
+        ])
+        .arg(&identity_dir)
+        .output()
+        .expect("enroll");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    // Checks every hour only: any further check comes from a hint.
+    let config = format!(
+        "[server]\nurl = \"{server}\"\nidentity_dir = \"{}\"\n\n[host]\nenabled = false\n\n[update]\nenabled = true\ncheck_interval = \"1h\"\ntrusted_keys = [\"{}\"]\n",
+        identity_dir.display(),
+        outpost_protocol::release::format_public_key(&key.verifying_key().to_bytes()),
+    );
+    let config_path = dir.path().join("agent.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let mut child = start_agent(&config_path, &dir.path().join("agent.log"));
+
+    wait_for("the first update check", Duration::from_secs(30), || {
+        state(&shared).update_queries == 1
+    })
+    .await;
+    // The same release in every hint: no further check.
+    let heartbeats = state(&shared).heartbeats;
+    wait_for("more heartbeats", Duration::from_secs(30), || {
+        state(&shared).heartbeats >= heartbeats + 3
+    })
+    .await;
+    assert_eq!(state(&shared).update_queries, 1);
+    // A new release published: checked at once.
+    state(&shared).hint_release = Some(2);
+    wait_for(
+        "the update check woken by the hint",
+        Duration::from_secs(30),
+        || state(&shared).update_queries == 2,
+    )
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().expect("reap");
 }

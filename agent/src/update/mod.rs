@@ -11,7 +11,8 @@
 //! 2. **Check the signature** over the manifest's canonical bytes against
 //!    `[update] trusted_keys` *before* downloading. The manifest has no
 //!    validity period, so the host's clock plays no part.
-//! 3. **Download** into `<dir>/download/<sha256>.part`, continuing a partial
+//! 3. **Download** ([`crate::download`], shared with upgrade jobs) into
+//!    `<dir>/download/<sha256>.part`, continuing a partial
 //!    file with `Range: bytes=N-`; a broken transfer leaves the part for the
 //!    next attempt. More bytes than the signed size, or a SHA-256 that
 //!    differs, and the part is deleted and the release refused.
@@ -40,7 +41,6 @@
 
 pub mod guard;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,10 +52,10 @@ use outpost_protocol::{
     OfferedRelease, UpdateOffer, UpdateOutcome, UpdateQuery, UpdateReport, PROTOCOL_VERSION,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::AgentConfig;
+use crate::download::{download, Problem};
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::uplink::Uplink;
 
@@ -116,15 +116,6 @@ pub enum Checked {
     Nothing,
     /// Installed: stop the daemon and run [`guard::hand_over`].
     Installed(Pending),
-}
-
-/// Why an offered release was not installed.
-#[derive(Debug)]
-enum Problem {
-    /// Never install it: report and remember.
-    Refuse(String),
-    /// Try again at the next check (network, disk).
-    Retry(anyhow::Error),
 }
 
 impl Updater {
@@ -358,7 +349,7 @@ impl Updater {
             .with_context(|| format!("cannot create {}", dir.display()))
             .map_err(Problem::Retry)?;
         let part = dir.join(format!("{}.part", m.sha256));
-        download(uplink, offer, &part).await?;
+        download(uplink, offer, &part, DOWNLOAD_TIMEOUT).await?;
         Ok(part)
     }
 }
@@ -384,110 +375,15 @@ pub fn verify(trusted: &[[u8; 32]], offer: &OfferedRelease) -> Result<(), String
     .map_err(|_| "the signature does not match the manifest".to_owned())
 }
 
-/// Downloads the artifact into `part`, continuing what is there, then checks
-/// size and SHA-256.
-async fn download(uplink: &Uplink, offer: &OfferedRelease, part: &Path) -> Result<(), Problem> {
-    let size = offer.manifest.size;
-    let mut have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-    if have > size {
-        let _ = std::fs::remove_file(part);
-        have = 0;
-    }
-    if have < size {
-        if have > 0 {
-            tracing::info!(
-                release = offer.id,
-                from = have,
-                size,
-                "resuming the download"
-            );
-        } else {
-            tracing::info!(release = offer.id, size, "downloading");
-        }
-        let mut response = uplink
-            .get_signed(&offer.artifact_path, have, DOWNLOAD_TIMEOUT)
-            .await
-            .map_err(|e| Problem::Retry(anyhow::anyhow!("downloading the release: {e}")))?;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(part)
-            .with_context(|| format!("cannot open {}", part.display()))
-            .map_err(Problem::Retry)?;
-        if response.status() != reqwest::StatusCode::PARTIAL_CONTENT && have > 0 {
-            // The server sent the whole file: start over.
-            file.set_len(0)
-                .context("truncating the partial download")
-                .map_err(Problem::Retry)?;
-            have = 0;
-        }
-        loop {
-            let chunk = match response.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = file.sync_all();
-                    return Err(Problem::Retry(anyhow::anyhow!(
-                        "the download broke off at byte {have} of {size} (kept, resumed next time): {e}"
-                    )));
-                }
-            };
-            have += chunk.len() as u64;
-            if have > size {
-                drop(file);
-                let _ = std::fs::remove_file(part);
-                return Err(Problem::Refuse(format!(
-                    "the artifact is longer than the signed {size} bytes"
-                )));
-            }
-            file.write_all(&chunk)
-                .with_context(|| format!("cannot write {}", part.display()))
-                .map_err(Problem::Retry)?;
-        }
-        file.sync_all()
-            .with_context(|| format!("cannot write {}", part.display()))
-            .map_err(Problem::Retry)?;
-        if have < size {
-            return Err(Problem::Retry(anyhow::anyhow!(
-                "the download ended at byte {have} of {size} (kept, resumed next time)"
-            )));
-        }
-    }
-    let digest = sha256_file(part).map_err(Problem::Retry)?;
-    if digest != offer.manifest.sha256 {
-        let _ = std::fs::remove_file(part);
-        return Err(Problem::Refuse(format!(
-            "the artifact's SHA-256 is {digest}, the signed one {}: tampered or corrupted",
-            offer.manifest.sha256
-        )));
-    }
-    Ok(())
-}
-
 /// Downloads and checks an offered artifact into `part` exactly as a
 /// self-update does (resuming what is there), without installing it: for
 /// benchmarks and tools.
 pub async fn fetch_artifact(uplink: &Uplink, offer: &OfferedRelease, part: &Path) -> Result<()> {
-    match download(uplink, offer, part).await {
+    match download(uplink, offer, part, DOWNLOAD_TIMEOUT).await {
         Ok(()) => Ok(()),
         Err(Problem::Refuse(why)) => Err(anyhow::anyhow!("refused: {why}")),
         Err(Problem::Retry(err)) => Err(err),
     }
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The running executable's path (without the ` (deleted)` Linux adds once

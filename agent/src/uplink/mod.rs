@@ -347,19 +347,23 @@ impl Uplink {
         self.offset_secs.load(Ordering::Relaxed)
     }
 
-    /// Sends one message (a heartbeat) and returns its outcome.
+    /// Sends one message (a heartbeat) and returns its outcome and the
+    /// hints the answer carries (what waits for the agent; `None` from
+    /// servers that send none).
     pub async fn send_message(
         &self,
         message: &AgentMessage,
-    ) -> Result<outpost_protocol::Outcome, UplinkError> {
+    ) -> Result<(outpost_protocol::Outcome, Option<outpost_protocol::Hints>), UplinkError> {
         let json = serde_json::to_vec(message)
             .map_err(|err| UplinkError::BadResponse(format!("encoding a message: {err}")))?;
         let result = self.send_batch(&[&json[..]]).await?;
-        result
+        let hints = result.hints;
+        let outcome = result
             .results
             .into_iter()
             .next()
-            .ok_or_else(|| UplinkError::BadResponse("no outcome for the message".into()))
+            .ok_or_else(|| UplinkError::BadResponse("no outcome for the message".into()))?;
+        Ok((outcome, hints))
     }
 
     /// Sends already-encoded `AgentMessage` JSON documents as one `Batch`
