@@ -96,6 +96,8 @@ struct Shared {
     update_wake: Notify,
     /// Wakes the jobs task (a heartbeat hint said jobs wait).
     jobs_wake: Notify,
+    /// The upgrade jobs in flight, once the jobs task runs.
+    upgrading: std::sync::OnceLock<crate::jobs::InFlight>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -265,6 +267,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         hand_over: Notify::new(),
         update_wake: Notify::new(),
         jobs_wake: Notify::new(),
+        upgrading: std::sync::OnceLock::new(),
     });
     if !update_reports.is_empty() {
         let messages: Vec<AgentMessage> = update_reports
@@ -329,6 +332,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
             Arc::clone(&shared.uplink),
             config.jobs.concurrency,
         );
+        let _ = shared.upgrading.set(scheduler.in_flight());
         tasks.spawn(jobs_task(Arc::clone(&shared), scheduler, stop_rx.clone()));
     }
     tasks.spawn(crate::tunnel::run(
@@ -789,6 +793,16 @@ async fn poller(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     Err(err) => {
                         shared.metrics.polls_failed.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(device, error = %err, "poll failed");
+                        // Reloaded by an upgrade job: planned downtime, no
+                        // fault (the job itself reports a device that does
+                        // not come back).
+                        if shared
+                            .upgrading
+                            .get()
+                            .is_some_and(|f| crate::jobs::upgrading(f, &device))
+                        {
+                            return;
+                        }
                         Observation::PollFailed {
                             device,
                             error: err.to_string(),

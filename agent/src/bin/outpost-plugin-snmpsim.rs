@@ -33,7 +33,9 @@
 //!   token replaced; tags `4` and `4x`) and in every chassis row's
 //!   `entPhysicalSoftwareRev`, atomically and with a modification time at
 //!   least a second after the old one (snmpsim re-reads a file by its
-//!   mtime). With `boots=no` the device stays down for ever.
+//!   mtime). With `boots=no` the device stays down for ever, and so does a
+//!   unit whose flash directory holds a file named `faulty` (a simulated
+//!   hardware defect: one bad unit among good ones, whatever the image).
 //!
 //! The plug-in prints `reload ok` and exits 0 right after starting the
 //! boot: confirming the new version is the agent's business (`confirm =
@@ -46,6 +48,9 @@ use std::time::{Duration, SystemTime};
 use outpost_agent::plugin_kit::{self, emit, step, Contract, Status, Step};
 
 const MAGIC: &str = "outpost-simulated-firmware";
+/// A file of this name in a device's flash directory simulates a unit
+/// whose hardware fails on reboot: it never comes back, whatever the image.
+const FAULTY: &str = "faulty";
 const SYS_DESCR: &str = "1.3.6.1.2.1.1.1.0";
 const ENT_CLASS: &str = "1.3.6.1.2.1.47.1.1.1.1.5.";
 const ENT_SOFTWARE_REV: &str = "1.3.6.1.2.1.47.1.1.1.1.10.";
@@ -333,6 +338,11 @@ fn boot(args: &[String]) -> Result<(), String> {
     let image = read_image(&flash.join(boot_name.trim()))?;
     if !image.boots {
         // The device never comes back.
+        return Ok(());
+    }
+    if flash.join(FAULTY).exists() {
+        // A unit with a hardware defect: whatever the image, it never
+        // boots again.
         return Ok(());
     }
     let saved = flash.join("running.snmprec");

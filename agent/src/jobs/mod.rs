@@ -764,7 +764,16 @@ pub struct Scheduler {
     uplink: Arc<Uplink>,
     permits: Arc<Semaphore>,
     /// Ids and devices of the jobs in flight.
-    active: Arc<Mutex<(HashSet<i64>, HashSet<String>)>>,
+    active: InFlight,
+}
+
+/// Ids and devices of the jobs in flight, shared with the poller: a device
+/// under an upgrade is in planned downtime, its failed polls no fault.
+pub type InFlight = Arc<Mutex<(HashSet<i64>, HashSet<String>)>>;
+
+/// Whether `device` has a job in flight.
+pub fn upgrading(in_flight: &InFlight, device: &str) -> bool {
+    lock(in_flight).1.contains(device)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -772,6 +781,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Scheduler {
+    /// The jobs in flight (for [`upgrading`]).
+    pub fn in_flight(&self) -> InFlight {
+        Arc::clone(&self.active)
+    }
+
     pub fn new(runner: Runner, uplink: Arc<Uplink>, concurrency: usize) -> Scheduler {
         Scheduler {
             runner: Arc::new(runner),

@@ -103,6 +103,14 @@ impl Snmpsim {
     /// `core-sw.snmprec`), or returns `None` (after saying why) when it is
     /// not installed, so the test can skip.
     pub fn start(fixtures: &[&str]) -> Option<Snmpsim> {
+        let files: Vec<(&str, &str)> = fixtures.iter().map(|f| (*f, *f)).collect();
+        Snmpsim::start_copies(&files)
+    }
+
+    /// Like [`Snmpsim::start`], serving fixture `fixture` under each
+    /// `name` (its own data file and community): several devices of one
+    /// kind, made distinct with [`Snmpsim::set`] (a serial number, say).
+    pub fn start_copies(files: &[(&str, &str)]) -> Option<Snmpsim> {
         let Some(exe) = find_executable() else {
             eprintln!(
                 "SKIPPED: snmpsimd is not installed (apt-get install snmpsim; .ci/run installs it)"
@@ -114,8 +122,8 @@ impl Snmpsim {
         let cache = dir.path().join("cache");
         std::fs::create_dir_all(&data).expect("data dir");
         std::fs::create_dir_all(&cache).expect("cache dir");
-        for name in fixtures {
-            let from = fixtures_dir().join(format!("{name}.snmprec"));
+        for (name, fixture) in files {
+            let from = fixtures_dir().join(format!("{fixture}.snmprec"));
             let to = data.join(format!("{name}.snmprec"));
             std::fs::copy(&from, &to)
                 .unwrap_or_else(|err| panic!("copy {}: {err}", from.display()));

@@ -185,6 +185,7 @@ pub struct ApplicableRow {
     pub software_version: Option<String>,
     pub firmware_version: Option<String>,
     pub release_id: i64,
+    pub release_target: String,
     pub release_version: String,
     pub release_name: String,
     pub notes: String,
@@ -216,16 +217,16 @@ macro_rules! append_event {
 }
 
 impl Store {
-    /// Devices of one vendor and model (case-insensitive), by id.
-    pub async fn upgrade_candidates(&self, vendor: &str, model: &str) -> Result<Vec<CandidateRow>> {
+    /// Devices of one model (case-insensitive), by id; the caller matches
+    /// the vendor (whose spelling varies: `Cisco`, `Cisco Systems, Inc.`).
+    pub async fn upgrade_candidates(&self, model: &str) -> Result<Vec<CandidateRow>> {
         Ok(read!(self, |p, _d| {
             sqlx::query_as(
                 "SELECT id, organization_id, name, vendor, model, software_version,
                         firmware_version, agent_id, agent_target
-                 FROM devices WHERE lower(vendor) = lower($1) AND lower(model) = lower($2)
+                 FROM devices WHERE lower(model) = lower($1)
                  ORDER BY id LIMIT 100000",
             )
-            .bind(vendor)
             .bind(model)
             .fetch_all(p)
             .await?
@@ -657,11 +658,11 @@ impl Store {
             sqlx::query_as(
                 "SELECT d.id AS device_id, d.name AS device_name, d.organization_id, d.vendor,
                         d.model, d.software_version, d.firmware_version, r.id AS release_id,
-                        r.version AS release_version, r.name AS release_name, r.notes,
+                        r.target AS release_target, r.version AS release_version, r.name AS release_name, r.notes,
                         r.published_at
                  FROM devices d
                  JOIN releases r ON r.kind = 'firmware' AND r.published_at IS NOT NULL
-                      AND lower(r.target) = lower(d.vendor || '/' || d.model)
+                      AND lower(r.target) LIKE '%/' || lower(d.model)
                  WHERE ($1 IS NULL OR d.organization_id = $1) AND ($2 IS NULL OR d.id = $2)
                  ORDER BY d.id, r.id LIMIT 20000",
             )

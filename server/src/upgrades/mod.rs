@@ -337,6 +337,36 @@ fn secs_text(secs: i64) -> String {
     Span::secs(u64::try_from(secs).unwrap_or(0)).to_string()
 }
 
+/// A vendor's name reduced for matching: lowercase letters and digits of
+/// its words, without the company-form words, so `Cisco`, `cisco` and
+/// `Cisco Systems, Inc.` (ENTITY-MIB's manufacturer name) are one vendor.
+pub fn vendor_key(vendor: &str) -> String {
+    const NOISE: &[&str] = &[
+        "inc",
+        "incorporated",
+        "ltd",
+        "limited",
+        "llc",
+        "co",
+        "corp",
+        "corporation",
+        "company",
+        "systems",
+        "networks",
+        "technologies",
+        "technology",
+        "gmbh",
+        "ag",
+        "sa",
+        "the",
+    ];
+    vendor
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !NOISE.contains(w))
+        .collect()
+}
+
 /// Splits a firmware target `vendor/model`.
 fn vendor_model(target: &str) -> Result<(&str, &str)> {
     target
@@ -473,7 +503,12 @@ impl Upgrades {
                 crate::validate::text(&format!("selection.versions[{i}]"), v, 64)?;
             }
         }
-        let all = store.upgrade_candidates(vendor, model).await?;
+        let all: Vec<_> = store
+            .upgrade_candidates(model)
+            .await?
+            .into_iter()
+            .filter(|d| vendor_key(&d.vendor) == vendor_key(vendor))
+            .collect();
         if let Some(ids) = &sel.devices {
             if ids.is_empty() {
                 return Err(Error::invalid(
@@ -860,6 +895,11 @@ impl Upgrades {
         let rows = self.cases.store.applicable_releases(org, device).await?;
         Ok(rows
             .into_iter()
+            .filter(|r| {
+                r.release_target.split_once('/').is_some_and(|(v, m)| {
+                    vendor_key(v) == vendor_key(&r.vendor) && m.eq_ignore_ascii_case(&r.model)
+                })
+            })
             .filter_map(|r| {
                 let current = r.software_version.clone().or(r.firmware_version.clone());
                 let newer = current.as_deref().is_none_or(|cur| {
@@ -1043,13 +1083,21 @@ impl Upgrades {
                     releases.entry(o.release_id).or_insert(r)
                 }
             };
+            // The release's spelling of vendor and model, which the campaign
+            // matched to the device's: the agent checks the signed target
+            // against them and picks its plug-in by them.
+            let (vendor, model) = release
+                .target
+                .split_once('/')
+                .map(|(v, m)| (v.to_string(), m.to_string()))
+                .unwrap_or((o.vendor, o.model));
             jobs.push(UpgradeJob {
                 id: o.id,
                 campaign_id: o.campaign_id,
                 campaign: o.campaign,
                 device: o.device,
-                vendor: o.vendor,
-                model: o.model,
+                vendor,
+                model,
                 current_version: o.from_version,
                 release: OfferedRelease {
                     id: release.id,
@@ -1598,5 +1646,21 @@ impl Upgrades {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vendor_key;
+
+    #[test]
+    fn vendor_spellings_match() {
+        assert_eq!(vendor_key("Cisco Systems, Inc."), "cisco");
+        assert_eq!(vendor_key("cisco"), "cisco");
+        assert_eq!(vendor_key("Juniper Networks, Inc."), "juniper");
+        assert_eq!(vendor_key("Palo Alto Networks"), "paloalto");
+        assert_eq!(vendor_key("PaloAlto"), "paloalto");
+        assert_eq!(vendor_key("Huawei Technologies Co., Ltd."), "huawei");
+        assert_ne!(vendor_key("Arista"), vendor_key("Cisco"));
     }
 }

@@ -133,19 +133,28 @@ async fn main() -> Result<()> {
     }
     // Let the fleet settle into its rhythm, then measure a quiet stretch.
     tokio::time::sleep(Duration::from_secs(interval * 2)).await;
-    let (cpu0, req0, t0) = (cpu_secs(s.pid()), requests.load(Ordering::Relaxed), Instant::now());
+    let (cpu0, req0, t0) = (
+        cpu_secs(s.pid()),
+        requests.load(Ordering::Relaxed),
+        Instant::now(),
+    );
     tokio::time::sleep(Duration::from_secs(interval * 3)).await;
     let hint_cpu = (cpu_secs(s.pid()) - cpu0) / t0.elapsed().as_secs_f64();
     let hint_rate = (requests.load(Ordering::Relaxed) - req0) as f64 / t0.elapsed().as_secs_f64();
 
     let artifact = dir.path().join("fw.bin");
-    std::fs::write(&artifact, b"outpost-simulated-firmware\nmodel=X100\nversion=2.0\nboots=yes\n")?;
+    std::fs::write(
+        &artifact,
+        b"outpost-simulated-firmware\nmodel=X100\nversion=2.0\nboots=yes\n",
+    )?;
     let body = sign(&key, &artifact, "firmware", "2.0", "Acme/X100")?;
     let id = publish(&s, &body, &artifact).await?;
     let at = Instant::now();
     *published.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, at));
     let deadline = at + Duration::from_secs(interval * 4 + 10);
-    while learned.lock().unwrap_or_else(|e| e.into_inner()).len() < agents && Instant::now() < deadline {
+    while learned.lock().unwrap_or_else(|e| e.into_inner()).len() < agents
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -184,8 +193,13 @@ async fn main() -> Result<()> {
                         "current_version": "0.1.0" })
     .to_string();
     for a in &fleet {
-        let (a, s, requests, stop, query) =
-            (a.clone(), s.clone(), requests.clone(), stop.clone(), query.clone());
+        let (a, s, requests, stop, query) = (
+            a.clone(),
+            s.clone(),
+            requests.clone(),
+            stop.clone(),
+            query.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let phase = rand::random::<u64>() % (interval * 1000);
             tokio::time::sleep(Duration::from_millis(phase)).await;
@@ -199,7 +213,11 @@ async fn main() -> Result<()> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(interval * 2)).await;
-    let (cpu0, req0, t0) = (cpu_secs(s.pid()), requests.load(Ordering::Relaxed), Instant::now());
+    let (cpu0, req0, t0) = (
+        cpu_secs(s.pid()),
+        requests.load(Ordering::Relaxed),
+        Instant::now(),
+    );
     tokio::time::sleep(Duration::from_secs(interval * 3)).await;
     let poll_cpu = (cpu_secs(s.pid()) - cpu0) / t0.elapsed().as_secs_f64();
     let poll_rate = (requests.load(Ordering::Relaxed) - req0) as f64 / t0.elapsed().as_secs_f64();

@@ -126,7 +126,11 @@ async fn campaign_page(
 ) -> WebResult {
     let p = &who.principal;
     let c = s.agents.upgrades.get(p, id).await?;
-    let events = s.agents.upgrades.events(p, id, None, None, Some(5000)).await?;
+    let events = s
+        .agents
+        .upgrades
+        .events(p, id, None, None, Some(5000))
+        .await?;
     let recent: Vec<_> = events.iter().rev().take(50).collect();
     let manage = p.may(Action::ManageCampaigns);
     let actions: &[&str] = match c.state.as_str() {
@@ -272,8 +276,15 @@ pub async fn act(
     let req = CampaignAction {
         reason: opt(&f.reason),
     };
-    match s.agents.upgrades.act(&who.principal, id, &f.action, &req).await {
-        Ok(_) => Ok(Redirect::to(&format!("/upgrades/campaigns/{id}?done={}", f.action)).into_response()),
+    match s
+        .agents
+        .upgrades
+        .act(&who.principal, id, &f.action, &req)
+        .await
+    {
+        Ok(_) => Ok(
+            Redirect::to(&format!("/upgrades/campaigns/{id}?done={}", f.action)).into_response(),
+        ),
         Err(e) => {
             let e = WebError::from(e);
             campaign_page(&s, &who, id, Some(e.message), None, e.status).await
