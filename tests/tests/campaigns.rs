@@ -657,6 +657,31 @@ async fn campaigns(backend: Backend) -> Result<()> {
         .await?;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
+    // The customer's service report lists the upgrades of the period.
+    let today = Utc::now().format("%Y-%m-%d");
+    let (st, report) = s
+        .get(
+            &format!(
+                "/api/v1/organizations/{}/service-report?from={today}&to={today}",
+                w.org_a
+            ),
+            &w.customer_a,
+        )
+        .await?;
+    assert_eq!(st, StatusCode::OK, "{report}");
+    let ups = report["upgrades"].as_array().cloned().unwrap_or_default();
+    let outcome = |d: &str| {
+        ups.iter()
+            .find(|u| u["device"] == d)
+            .map(|u| u["state"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(outcome("sw-1").as_deref(), Some("succeeded"), "{report}");
+    assert_eq!(outcome("sw-3").as_deref(), Some("failed"), "{report}");
+    assert!(
+        ups.iter().all(|u| u["device"] != "sw-6"),
+        "skipped ones are left out"
+    );
+
     // A draft aborted: its jobs are skipped, never offered.
     let draft = s
         .post_ok(

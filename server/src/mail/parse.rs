@@ -209,6 +209,10 @@ pub fn read(raw: &[u8], domain: Option<&str>, address: Option<&str>) -> Result<I
             x.split_once('@')
                 .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
                 && !x.contains(char::is_whitespace)
+                // RFC 5321's limit; a longer one cut short could lose its
+                // domain, so it is no address.
+                && x.chars().count() <= 254
+                && !x.contains(char::is_control)
         });
     let Some((address_from, name)) = from else {
         return Err(Malformed(
@@ -492,6 +496,14 @@ mod tests {
             .unwrap()
             .automatic
             .is_some());
+    }
+
+    #[test]
+    fn an_over_long_sender_is_no_address() {
+        // Cut to 254 characters it would lose its domain.
+        let raw = format!("From: <{}@example.com>\r\n\r\nbody", "a".repeat(300));
+        let err = read(raw.as_bytes(), None, None).expect_err("no sender");
+        assert!(err.0.contains("no sender"), "{}", err.0);
     }
 
     #[test]

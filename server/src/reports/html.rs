@@ -131,7 +131,18 @@ pub fn body(r: &ServiceReport) -> Markup {
             }
         }
         h2 { "Upgrades applied" }
-        p.note { (r.upgrades.note) }
+        @if r.upgrades.is_empty() {
+            p.note { "None in the period." }
+        } @else {
+            table {
+                thead { tr { th { "Ended" } th { "Device" } th { "Campaign" } th { "From" } th { "To" } th { "Outcome" } th { "Case" } } }
+                tbody { @for u in &r.upgrades {
+                    tr { td { (u.finished_at.format("%Y-%m-%d")) } td { (u.device) } td { (u.campaign) }
+                         td { (u.from_version.as_deref().unwrap_or("?")) } td { (u.to_version) }
+                         td { (u.state.replace('_', " ")) } td { (u.case_number.as_deref().unwrap_or("")) } }
+                } }
+            }
+        }
         h2 { "Preventive inspections" }
         @if r.inspections.performed.is_empty() {
             p.note { "None performed in the period." }

@@ -8,8 +8,8 @@
 //!   escalations ([`crate::dashboard::events_of`]); spares shipped.
 //! - Preventive inspections performed in the period, with findings and
 //!   follow-up cases, and those due by its end and not yet performed.
-//! - Upgrades is a section that says honestly that Outpost keeps no such
-//!   records yet.
+//! - Upgrades that ended on the organisation's devices in the period
+//!   (campaign, versions, outcome, the case a failure opened).
 //! - Rendered as HTML ([`html`]) and, from the same HTML, as PDF by headless
 //!   Chromium ([`pdf`]); downloadable on demand and e-mailed on a
 //!   per-organisation schedule ([`schedule`]).
@@ -156,10 +156,18 @@ pub struct SpareShipped {
     pub state: String,
 }
 
-/// A section Outpost has no records for yet.
+/// A firmware or software upgrade that ended in the period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct NotRecorded {
-    pub note: String,
+pub struct UpgradeApplied {
+    pub device: String,
+    pub campaign: String,
+    pub from_version: Option<String>,
+    pub to_version: String,
+    /// succeeded, failed or rolled_back.
+    pub state: String,
+    pub finished_at: DateTime<Utc>,
+    /// The case a failure opened.
+    pub case_number: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -180,7 +188,8 @@ pub struct ServiceReport {
     /// The breaches and escalations, newest first.
     pub incidents: Vec<SlaIncident>,
     pub spares: Vec<SpareShipped>,
-    pub upgrades: NotRecorded,
+    /// Upgrade jobs on the organisation's devices that ended in the period.
+    pub upgrades: Vec<UpgradeApplied>,
     pub inspections: Inspections,
 }
 
@@ -346,6 +355,7 @@ impl Reports {
             opened,
             closed,
             shipped,
+            upgrades,
             performed,
             outstanding,
             events,
@@ -354,6 +364,7 @@ impl Reports {
             self.store.report_opened(org, from, to),
             self.store.report_closed(org, from, to),
             self.store.report_shipped(org, from, to),
+            self.store.report_upgrades(org, from, to),
             self.store.inspections_performed(org, from, to),
             self.store.schedules(Some(&period_end), Some(org), 1000),
             crate::dashboard::events_of(&self.store, period, Some(org)),
@@ -413,11 +424,18 @@ impl Reports {
                     state: s.state,
                 })
                 .collect(),
-            upgrades: NotRecorded {
-                note: "Outpost does not record firmware or software upgrades yet \
-                       (the upgrade campaigns of SPEC.md 8 are not built), so none are listed."
-                    .into(),
-            },
+            upgrades: upgrades
+                .into_iter()
+                .map(|u| UpgradeApplied {
+                    device: u.device,
+                    campaign: u.campaign,
+                    from_version: u.from_version,
+                    to_version: u.to_version,
+                    state: u.state,
+                    finished_at: from_micros(u.finished_at),
+                    case_number: u.case_number,
+                })
+                .collect(),
             inspections: inspections(performed, outstanding, now.date_naive())?,
         })
     }

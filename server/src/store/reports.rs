@@ -17,6 +17,19 @@ pub struct ShippedRow {
     pub state: String,
 }
 
+/// An upgrade job on one of the organisation's devices that ended in a
+/// report's period.
+#[derive(Debug, Clone, FromRow)]
+pub struct UpgradeRow {
+    pub device: String,
+    pub campaign: String,
+    pub from_version: Option<String>,
+    pub to_version: String,
+    pub state: String,
+    pub finished_at: i64,
+    pub case_number: Option<String>,
+}
+
 /// An organisation's report schedule.
 #[derive(Debug, Clone, FromRow)]
 pub struct ScheduleRow {
@@ -72,6 +85,30 @@ impl Store {
                  JOIN parts pt ON pt.id = s.part_id
                  WHERE c.organization_id = $1 AND s.shipped_at >= $2 AND s.shipped_at < $3
                  ORDER BY s.shipped_at, s.id LIMIT 1000",
+            )
+            .bind(org)
+            .bind(from)
+            .bind(to)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Upgrade jobs on the organisation's devices that ended in `[from,
+    /// to)` (skipped ones left out), in order.
+    pub async fn report_upgrades(&self, org: i64, from: i64, to: i64) -> Result<Vec<UpgradeRow>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_as(
+                "SELECT d.name AS device, k.name AS campaign, j.from_version,
+                        r.version AS to_version, j.state, j.finished_at, c.number AS case_number
+                 FROM upgrade_jobs j
+                 JOIN devices d ON d.id = j.device_id
+                 JOIN campaigns k ON k.id = j.campaign_id
+                 JOIN releases r ON r.id = k.release_id
+                 LEFT JOIN cases c ON c.id = j.case_id
+                 WHERE d.organization_id = $1 AND j.state <> 'skipped'
+                   AND j.finished_at >= $2 AND j.finished_at < $3
+                 ORDER BY j.finished_at, j.id LIMIT 1000",
             )
             .bind(org)
             .bind(from)
