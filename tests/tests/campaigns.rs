@@ -566,10 +566,14 @@ async fn campaigns(backend: Backend) -> Result<()> {
     ] {
         send(&s, &a2, report(&a2, j5, state, Some(step), None, None)).await?;
     }
-    wait_until("the silent device's job times out", 60, || async {
-        let c = campaign(&s, id, manager).await?;
-        Ok(job_of(&c, "sw-5")?["state"] == "failed")
-    })
+    wait_until(
+        "the silent device's job times out and the campaign stops",
+        60,
+        || async {
+            let c = campaign(&s, id, manager).await?;
+            Ok(job_of(&c, "sw-5")?["state"] == "failed" && c["state"] != "running")
+        },
+    )
     .await?;
     let c = campaign(&s, id, manager).await?;
     let sw5 = job_of(&c, "sw-5")?;

@@ -38,9 +38,11 @@ fn debian_packages_build_install_upgrade_and_purge() -> Result<()> {
     // Build: revision 1, and revision 2 for the upgrade.
     let stage = work.path().join("stage");
     std::fs::create_dir_all(stage.join("release"))?;
-    for package in PACKAGES {
-        std::fs::copy(bin(package), stage.join("release").join(package))
-            .with_context(|| format!("copying {} to the staging directory", package))?;
+    // The binaries the packages ship: the two programs and the agent's
+    // host plug-in.
+    for binary in PACKAGES.iter().chain(&["outpost-plugin-script"]) {
+        std::fs::copy(bin(binary), stage.join("release").join(binary))
+            .with_context(|| format!("copying {binary} to the staging directory"))?;
     }
     let debs = work.path().join("debs");
     std::fs::create_dir_all(&debs)?;
@@ -82,6 +84,9 @@ fn debian_packages_build_install_upgrade_and_purge() -> Result<()> {
         run(dpkg_cmd(&root).args(["-S", "/usr/bin/outpost-agent"]))?.trim(),
         "outpost-agent: /usr/bin/outpost-agent"
     );
+    // The agent package ships the host plug-in where its docs say.
+    let plugin = root.join("usr/lib/outpost-agent/plugins/outpost-plugin-script");
+    assert!(plugin.is_file(), "{} installed", plugin.display());
     verify_units(&root)?;
 
     // The packaged binaries accept the packaged configuration files.
