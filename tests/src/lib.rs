@@ -1464,3 +1464,91 @@ pub mod sim_agent {
         }
     }
 }
+
+/// A signed-in web console session (the sign-in form with its CSRF token
+/// and cookie), redirects not followed.
+pub mod console {
+    use anyhow::{Context, Result};
+    use reqwest::{header, redirect, StatusCode};
+
+    pub struct Session {
+        pub http: reqwest::Client,
+        pub base: String,
+        /// `outpost_session=…`, for the `Cookie` header.
+        pub cookie: String,
+    }
+
+    /// The `name=value` of cookie `name` the response sets.
+    pub fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+        resp.headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string)
+    }
+
+    /// The value of the hidden `csrf` field in a page.
+    pub fn csrf_field(html: &str) -> Option<String> {
+        let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+        Some(html[at..].split('"').next()?.to_string())
+    }
+
+    /// Signs `user` in with `password` at the console of `base`.
+    pub async fn sign_in(base: &str, user: &str, password: &str) -> Result<Session> {
+        let http = reqwest::Client::builder()
+            .redirect(redirect::Policy::none())
+            .build()?;
+        let resp = http.get(format!("{base}/login")).send().await?;
+        let login_cookie = cookie(&resp, "outpost_login").context("login cookie")?;
+        let csrf = csrf_field(&resp.text().await?).context("csrf")?;
+        let resp = http
+            .post(format!("{base}/login"))
+            .header(header::COOKIE, login_cookie)
+            .form(&[("username", user), ("password", password), ("csrf", &csrf)])
+            .send()
+            .await?;
+        let cookie = cookie(&resp, "outpost_session").context("session cookie")?;
+        Ok(Session {
+            http,
+            base: base.to_string(),
+            cookie,
+        })
+    }
+
+    impl Session {
+        /// A page: its status and text.
+        pub async fn get(&self, path: &str) -> Result<(StatusCode, String)> {
+            let resp = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .header(header::COOKIE, &self.cookie)
+                .send()
+                .await?;
+            Ok((resp.status(), resp.text().await?))
+        }
+
+        /// A form posted: the status and the `Location` it redirects to.
+        pub async fn post(
+            &self,
+            path: &str,
+            form: &[(&str, &str)],
+        ) -> Result<(StatusCode, String)> {
+            let resp = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .header(header::COOKIE, &self.cookie)
+                .form(form)
+                .send()
+                .await?;
+            let to = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            Ok((resp.status(), to))
+        }
+    }
+}

@@ -762,6 +762,54 @@ async fn campaigns(backend: Backend) -> Result<()> {
         .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
 
+    // The console: the manager sees the campaigns and pauses one; the
+    // customer sees what applies to its equipment.
+    let manager_console = console_user(&s, manager, "manager password").await?;
+    let (st, page) = manager_console.get("/upgrades").await?;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        page.contains("X100 2.0") && page.contains("tonight"),
+        "{page}"
+    );
+    let later_id = later["id"].as_i64().context("id")?;
+    let (st, page) = manager_console
+        .get(&format!("/upgrades/campaigns/{later_id}"))
+        .await?;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        page.contains("Recorded steps") && page.contains("shut"),
+        "{page}"
+    );
+    let csrf = outpost_tests::console::csrf_field(&page).context("csrf")?;
+    let (st, to) = manager_console
+        .post(
+            &format!("/upgrades/campaigns/{later_id}/action"),
+            &[
+                ("csrf", &csrf),
+                ("action", "pause"),
+                ("reason", "freeze week"),
+            ],
+        )
+        .await?;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{to}");
+    assert_eq!(campaign(&s, later_id, manager).await?["state"], "paused");
+    let (st, _) = manager_console
+        .post(
+            &format!("/upgrades/campaigns/{later_id}/action"),
+            &[("csrf", "forged"), ("action", "resume")],
+        )
+        .await?;
+    assert_eq!(st, StatusCode::FORBIDDEN, "a forged form changes nothing");
+    assert_eq!(campaign(&s, later_id, manager).await?["state"], "paused");
+    let customer_console = console_user(&s, &w.customer_a, "customer password").await?;
+    let (st, page) = customer_console.get("/upgrades").await?;
+    assert_eq!(st, StatusCode::OK);
+    assert!(page.contains("sw-3") && !page.contains("sw-1<"), "{page}");
+    let (st, _) = customer_console
+        .get(&format!("/upgrades/campaigns/{later_id}"))
+        .await?;
+    assert_eq!(st, StatusCode::FORBIDDEN, "campaigns are for staff");
+
     s.verify_intact()?;
     Ok(())
 }
@@ -774,6 +822,30 @@ async fn campaigns_on_sqlite() -> Result<()> {
 #[tokio::test]
 async fn campaigns_on_postgres() -> Result<()> {
     campaigns(Backend::Postgres).await
+}
+
+/// The token's user, given `password`, signed in to the console.
+async fn console_user(
+    s: &Server,
+    token: &str,
+    password: &str,
+) -> Result<outpost_tests::console::Session> {
+    let (_, me) = s.get("/api/v1/me", token).await?;
+    let (st, v) = s
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/users/{}/password", me["id"]),
+            &s.admin_token,
+            Some(json!({ "password": password })),
+        )
+        .await?;
+    anyhow::ensure!(st == StatusCode::NO_CONTENT, "password: {st} {v}");
+    outpost_tests::console::sign_in(
+        &s.base,
+        me["username"].as_str().context("username")?,
+        password,
+    )
+    .await
 }
 
 /// Raw job messages (to send what the types would not let us build).

@@ -12,8 +12,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use outpost_tests::console::Session;
 use outpost_tests::Demo;
-use reqwest::{header, redirect};
+use reqwest::header;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -23,47 +24,8 @@ struct Args {
     rounds: usize,
 }
 
-struct Session {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-}
-
 async fn sign_in(base: &str, user: &str) -> Result<Session> {
-    let http = reqwest::Client::builder()
-        .redirect(redirect::Policy::none())
-        .build()?;
-    let resp = http.get(format!("{base}/login")).send().await?;
-    let login_cookie = cookie(&resp, "outpost_login").context("login cookie")?;
-    let page = resp.text().await?;
-    let at = page.find("name=\"csrf\" value=\"").context("csrf")? + 19;
-    let csrf = page[at..].split('"').next().unwrap_or_default().to_string();
-    let resp = http
-        .post(format!("{base}/login"))
-        .header(header::COOKIE, login_cookie)
-        .form(&[
-            ("username", user),
-            ("password", "outpost-demo"),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await?;
-    let cookie = cookie(&resp, "outpost_session").context("session cookie")?;
-    Ok(Session {
-        http,
-        base: base.to_string(),
-        cookie,
-    })
-}
-
-fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string)
+    outpost_tests::console::sign_in(base, user, "outpost-demo").await
 }
 
 /// Milliseconds per request: (median, 95th percentile, max), and the body size.
