@@ -801,6 +801,56 @@ async fn campaigns(backend: Backend) -> Result<()> {
         .await?;
     assert_eq!(st, StatusCode::FORBIDDEN, "a forged form changes nothing");
     assert_eq!(campaign(&s, later_id, manager).await?["state"], "paused");
+    // A campaign made with the console's form: refused naming the field
+    // while its devices are in the paused campaign, or for a bad wave;
+    // created once that campaign is aborted.
+    let (_, page) = manager_console.get("/upgrades").await?;
+    assert!(page.contains("New campaign"), "{page}");
+    let csrf = outpost_tests::console::csrf_field(&page).context("csrf")?;
+    let release_text = release.to_string();
+    let form = |waves: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "from the console".to_string()),
+            ("release_id", release_text.clone()),
+            ("versions", "1.0, 1.1".to_string()),
+            ("waves", waves.to_string()),
+            ("install_timeout", "30m".to_string()),
+        ]
+    };
+    async fn post_form(
+        console: &outpost_tests::console::Session,
+        form: Vec<(&'static str, String)>,
+    ) -> Result<(StatusCode, String)> {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        console.post("/upgrades/campaigns", &pairs).await
+    }
+    let (st, _) = post_form(&manager_console, form("50, 50")).await?;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "sw-3..5 are in the paused campaign"
+    );
+    let (st, _) = post_form(&manager_console, form("half, half")).await?;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    s.post_ok(
+        &format!("/api/v1/campaigns/{later_id}/abort"),
+        manager,
+        json!({}),
+    )
+    .await?;
+    let (st, to) = post_form(&manager_console, form("50, 50")).await?;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{to}");
+    let made: i64 = to
+        .trim_start_matches("/upgrades/campaigns/")
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .with_context(|| format!("redirected to {to}"))?;
+    let made = campaign(&s, made, manager).await?;
+    assert_eq!(made["state"], "draft", "{made}");
+    assert_eq!(made["wave_count"], 2, "{made}");
     let customer_console = console_user(&s, &w.customer_a, "customer password").await?;
     let (st, page) = customer_console.get("/upgrades").await?;
     assert_eq!(st, StatusCode::OK);

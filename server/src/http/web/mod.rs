@@ -80,6 +80,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/kb/articles/{id}/{action}", post(kb::act))
         .route("/dashboard/{file}", get(dashboard::download))
         .route("/upgrades", get(upgrades::page))
+        .route("/upgrades/campaigns", post(upgrades::create))
         .route("/upgrades/campaigns/{id}", get(upgrades::campaign))
         .route("/upgrades/campaigns/{id}/action", post(upgrades::act))
 }

@@ -15,7 +15,8 @@ use super::layout::{table_wrap, time, time_opt, Nav, Page, WebForm, WebResult};
 use super::{WebAuth, WebError};
 use crate::auth::{Action, Role};
 use crate::http::AppState;
-use crate::upgrades::{CampaignAction, CampaignView};
+use crate::sla::policy::Span;
+use crate::upgrades::{CampaignAction, CampaignView, NewCampaign, Selection, WaveSpec, WindowSpec};
 
 fn state_tag(state: &str) -> Markup {
     let class = match state {
@@ -48,6 +49,15 @@ pub struct PageQuery {
 
 /// `GET /upgrades`: campaigns (staff) or applicable upgrades (customers).
 pub async fn page(State(s): State<AppState>, who: WebAuth) -> WebResult {
+    list_page(&s, &who, None, StatusCode::OK).await
+}
+
+async fn list_page(
+    s: &AppState,
+    who: &WebAuth,
+    error: Option<String>,
+    status: StatusCode,
+) -> WebResult {
     let p = &who.principal;
     if p.role == Role::Customer {
         let applicable = s.agents.upgrades.applicable(p, None, None).await?;
@@ -81,14 +91,24 @@ pub async fn page(State(s): State<AppState>, who: WebAuth) -> WebResult {
                 }
             }
         };
-        return Ok(Page::new(&who, "Upgrades", Nav::Upgrades).response(body));
+        return Ok(Page::new(who, "Upgrades", Nav::Upgrades).response(body));
     }
     let campaigns = s.agents.upgrades.list(p, None).await?;
+    let releases = if p.may(Action::ManageCampaigns) {
+        s.releases
+            .list(p, Some(crate::releases::ReleaseKind::Firmware), None)
+            .await?
+            .into_iter()
+            .filter(|r| r.published_at.is_some())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let body = html! {
         section.card aria-labelledby="campaigns" {
             h2 #campaigns { "Campaigns" }
             @if campaigns.is_empty() {
-                p.muted { "No campaign yet. Create one with POST /api/v1/campaigns (see the README)." }
+                p.muted { "No campaign yet." }
             } @else {
                 (table_wrap(None, html! {
                     table {
@@ -113,7 +133,190 @@ pub async fn page(State(s): State<AppState>, who: WebAuth) -> WebResult {
             }
         }
     };
-    Ok(Page::new(&who, "Upgrades", Nav::Upgrades).response(body))
+    let form = html! {
+        @if !releases.is_empty() {
+            section.card aria-labelledby="new-campaign" {
+                h2 #new-campaign { "New campaign" }
+                form method="post" action="/upgrades/campaigns" {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    div.row {
+                        label for="c-name" { "Name" }
+                        input #c-name name="name" type="text" required maxlength="200";
+                        label for="c-release" { "Release" }
+                        select #c-release name="release_id" {
+                            @for r in &releases {
+                                option value=(r.id) { (r.target) " " (r.version) }
+                            }
+                        }
+                    }
+                    div.row {
+                        label for="c-org" { "Organisation id" }
+                        input #c-org name="organization_id" type="number" min="1" placeholder="all";
+                        label for="c-versions" { "Running versions" }
+                        input #c-versions name="versions" type="text" placeholder="any, or 17.6.1, 17.6.2";
+                    }
+                    div.row {
+                        label for="c-waves" { "Waves (%)" }
+                        input #c-waves name="waves" type="text" value="10, 90";
+                        label for="c-success" { "Success threshold %" }
+                        input #c-success name="success_threshold" type="number" min="0" max="100" value="100";
+                        label for="c-error" { "Error threshold %" }
+                        input #c-error name="error_threshold" type="number" min="0" max="100" value="20";
+                    }
+                    div.row {
+                        label for="c-cron" { "Window (cron)" }
+                        input #c-cron name="window_cron" type="text" placeholder="always, or 0 22 * * 1-5";
+                        label for="c-duration" { "for" }
+                        input #c-duration name="window_duration" type="text" placeholder="4h";
+                        label for="c-tz" { "time zone" }
+                        input #c-tz name="window_time_zone" type="text" placeholder="UTC";
+                    }
+                    div.row {
+                        label for="c-install" { "Install timeout" }
+                        input #c-install name="install_timeout" type="text" value="30m";
+                        label for="c-reboot" { "Reboot timeout" }
+                        input #c-reboot name="reboot_timeout" type="text" value="15m";
+                        label { input name="start" type="checkbox" value="yes"; " start now" }
+                        button type="submit" { "Create" }
+                    }
+                }
+            }
+        }
+    };
+    let body = html! { (body) (form) };
+    let mut resp = Page::new(who, "Upgrades", Nav::Upgrades)
+        .error(error)
+        .response(body);
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NewCampaignForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    release_id: String,
+    #[serde(default)]
+    organization_id: Option<String>,
+    #[serde(default)]
+    versions: Option<String>,
+    #[serde(default)]
+    waves: Option<String>,
+    #[serde(default)]
+    success_threshold: Option<String>,
+    #[serde(default)]
+    error_threshold: Option<String>,
+    #[serde(default)]
+    window_cron: Option<String>,
+    #[serde(default)]
+    window_duration: Option<String>,
+    #[serde(default)]
+    window_time_zone: Option<String>,
+    #[serde(default)]
+    install_timeout: Option<String>,
+    #[serde(default)]
+    reboot_timeout: Option<String>,
+    #[serde(default)]
+    start: Option<String>,
+}
+
+/// The form as the API's request; errors name the field.
+fn campaign_request(f: &NewCampaignForm) -> Result<NewCampaign, String> {
+    fn number<T: std::str::FromStr>(field: &str, v: &Option<String>) -> Result<Option<T>, String> {
+        opt(v)
+            .map(|t| {
+                t.parse::<T>()
+                    .map_err(|_| format!("{field}: {t:?} is not a number"))
+            })
+            .transpose()
+    }
+    fn span(field: &str, v: &Option<String>) -> Result<Option<Span>, String> {
+        opt(v)
+            .map(|t| t.parse::<Span>().map_err(|e| format!("{field}: {e}")))
+            .transpose()
+    }
+    let release_id = f
+        .release_id
+        .trim()
+        .parse()
+        .map_err(|_| format!("release: {:?} is not a release id", f.release_id))?;
+    let list = |v: &Option<String>| {
+        opt(v).map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+    };
+    let waves = match list(&f.waves) {
+        None => None,
+        Some(items) => Some(
+            items
+                .iter()
+                .map(|w| {
+                    w.trim_end_matches('%')
+                        .trim()
+                        .parse::<u32>()
+                        .map(|p| WaveSpec {
+                            percent: Some(p),
+                            devices: None,
+                        })
+                        .map_err(|_| format!("waves: {w:?} is not a percentage"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let window = match opt(&f.window_cron) {
+        None => None,
+        Some(cron) => Some(WindowSpec {
+            cron,
+            duration: span("window duration", &f.window_duration)?
+                .ok_or("window duration: needed with a window")?,
+            time_zone: opt(&f.window_time_zone),
+        }),
+    };
+    Ok(NewCampaign {
+        name: f.name.clone(),
+        release_id,
+        selection: Selection {
+            organizations: number::<i64>("organisation id", &f.organization_id)?.map(|o| vec![o]),
+            versions: list(&f.versions),
+            devices: None,
+        },
+        waves,
+        window,
+        success_threshold: number("success threshold", &f.success_threshold)?,
+        error_threshold: number("error threshold", &f.error_threshold)?,
+        install_timeout: span("install timeout", &f.install_timeout)?,
+        reboot_timeout: span("reboot timeout", &f.reboot_timeout)?,
+        start: opt(&f.start).is_some(),
+    })
+}
+
+/// `POST /upgrades/campaigns`: a new campaign from the form.
+pub async fn create(
+    State(s): State<AppState>,
+    who: WebAuth,
+    WebForm(f): WebForm<NewCampaignForm>,
+) -> WebResult {
+    who.check_csrf(&f.csrf)?;
+    let req = match campaign_request(&f) {
+        Ok(r) => r,
+        Err(e) => return list_page(&s, &who, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await,
+    };
+    match s.agents.upgrades.create(&who.principal, &req).await {
+        Ok(c) => {
+            Ok(Redirect::to(&format!("/upgrades/campaigns/{}?done=created", c.id)).into_response())
+        }
+        Err(e) => {
+            let e = WebError::from(e);
+            list_page(&s, &who, Some(e.message), e.status).await
+        }
+    }
 }
 
 async fn campaign_page(
