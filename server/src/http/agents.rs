@@ -132,6 +132,25 @@ pub async fn messages(
     }
 }
 
+/// The agent that signed a request to `uri` (its `Authorization` header over
+/// method, path and body), or the refusal to answer with.
+pub(crate) async fn signed_agent(
+    s: &AppState,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    method: &str,
+    body: &[u8],
+) -> Result<crate::store::agents::AgentRow, Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    s.agents
+        .authenticate(auth, method, path, body)
+        .await
+        .map_err(refusal)
+}
+
 /// The answer to a signed request that fails authentication: 401, with
 /// the server's `Date` when the agent's clock is off.
 pub(crate) fn refusal(failure: AuthFailure) -> Response {

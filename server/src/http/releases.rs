@@ -159,12 +159,8 @@ pub async fn agent_update(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(failure) = s.agents.authenticate(auth, "POST", path, &body).await {
-        return super::agents::refusal(failure);
+    if let Err(refused) = super::agents::signed_agent(&s, &uri, &headers, "POST", &body).await {
+        return refused;
     }
     let query: outpost_protocol::UpdateQuery = match decode_json(&body) {
         Ok(q) => q,
@@ -191,12 +187,8 @@ pub async fn agent_artifact(
     ApiPath(id): ApiPath<i64>,
     headers: HeaderMap,
 ) -> Response {
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(failure) = s.agents.authenticate(auth, "GET", path, b"").await {
-        return super::agents::refusal(failure);
+    if let Err(refused) = super::agents::signed_agent(&s, &uri, &headers, "GET", b"").await {
+        return refused;
     }
     match s.releases.published(id).await {
         Ok(row) => serve_artifact(&s.releases, row, &headers),

@@ -4,7 +4,7 @@
 //! job query.
 
 use axum::extract::{OriginalUri, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -176,13 +176,9 @@ pub async fn agent_jobs(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let agent = match s.agents.authenticate(auth, "POST", path, &body).await {
+    let agent = match super::agents::signed_agent(&s, &uri, &headers, "POST", &body).await {
         Ok(a) => a,
-        Err(failure) => return super::agents::refusal(failure),
+        Err(refused) => return refused,
     };
     let query: outpost_protocol::JobQuery = match decode_json(&body) {
         Ok(q) => q,
