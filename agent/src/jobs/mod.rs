@@ -264,6 +264,18 @@ impl Runner {
         })
     }
 
+    /// Ends a job `failed` for `failure` ([`Runner::finish`] without a
+    /// version).
+    fn fail(
+        &self,
+        record: &mut Record,
+        step: &str,
+        failure: JobFailure,
+        detail: &str,
+    ) -> Result<Ended> {
+        self.finish(record, JobState::Failed, step, Some(failure), detail, None)
+    }
+
     /// Carries `job` out (or resumes it) to its end. Returns `None` when
     /// the job had already ended (a repeat from the server). An `Err` is a
     /// local problem (the spool or the state directory): the job stays
@@ -295,13 +307,11 @@ impl Runner {
             || (rank(record.state) >= rank(JobState::Installing) && !record.confirming)
         {
             return self
-                .finish(
+                .fail(
                     &mut record,
-                    JobState::Failed,
                     "plugin",
-                    Some(JobFailure::Plugin),
+                    JobFailure::Plugin,
                     "the agent restarted while the plug-in ran; the device's state is unknown",
-                    None,
                 )
                 .map(Some);
         }
@@ -311,14 +321,7 @@ impl Runner {
                 job.device, job.vendor, job.model
             );
             return self
-                .finish(
-                    &mut record,
-                    JobState::Failed,
-                    "plugin",
-                    Some(JobFailure::NoPlugin),
-                    &detail,
-                    None,
-                )
+                .fail(&mut record, "plugin", JobFailure::NoPlugin, &detail)
                 .map(Some);
         };
         let Some(plugin) = plugin else {
@@ -327,14 +330,7 @@ impl Runner {
                 job.vendor, job.model, job.device
             );
             return self
-                .finish(
-                    &mut record,
-                    JobState::Failed,
-                    "plugin",
-                    Some(JobFailure::NoPlugin),
-                    &detail,
-                    None,
-                )
+                .fail(&mut record, "plugin", JobFailure::NoPlugin, &detail)
                 .map(Some);
         };
         if record.confirming {
@@ -343,14 +339,7 @@ impl Runner {
         // Prepare: check the offer before anything is downloaded.
         if let Err(why) = self.check_offer(&job) {
             return self
-                .finish(
-                    &mut record,
-                    JobState::Failed,
-                    "signature",
-                    Some(JobFailure::Refused),
-                    &why,
-                    None,
-                )
+                .fail(&mut record, "signature", JobFailure::Refused, &why)
                 .map(Some);
         }
         let target_version = job.release.manifest.version.clone();
@@ -394,14 +383,7 @@ impl Runner {
                     "{target_version} is older than the {current} the device runs; the release does not allow a downgrade"
                 );
                 return self
-                    .finish(
-                        &mut record,
-                        JobState::Failed,
-                        "signature",
-                        Some(JobFailure::Refused),
-                        &detail,
-                        None,
-                    )
+                    .fail(&mut record, "signature", JobFailure::Refused, &detail)
                     .map(Some);
             }
         }
@@ -440,14 +422,7 @@ impl Runner {
                     Ok(()) => break,
                     Err(Problem::Refuse(why)) => {
                         return self
-                            .finish(
-                                &mut record,
-                                JobState::Failed,
-                                "download",
-                                Some(JobFailure::Refused),
-                                &why,
-                                None,
-                            )
+                            .fail(&mut record, "download", JobFailure::Refused, &why)
                             .map(Some);
                     }
                     Err(Problem::Retry(err)) => {
@@ -457,14 +432,7 @@ impl Runner {
                                 human(job.install_timeout_secs)
                             );
                             return self
-                                .finish(
-                                    &mut record,
-                                    JobState::Failed,
-                                    "download",
-                                    Some(JobFailure::Download),
-                                    &detail,
-                                    None,
-                                )
+                                .fail(&mut record, "download", JobFailure::Download, &detail)
                                 .map(Some);
                         }
                         tracing::warn!(job = job.id, error = %format!("{err:#}"), retry_in = ?wait, "job download failed; retrying");
@@ -489,14 +457,7 @@ impl Runner {
                 human(job.install_timeout_secs)
             );
             return self
-                .finish(
-                    &mut record,
-                    JobState::Failed,
-                    "plugin",
-                    Some(JobFailure::Plugin),
-                    &detail,
-                    None,
-                )
+                .fail(&mut record, "plugin", JobFailure::Plugin, &detail)
                 .map(Some);
         }
         let timeout = plugin.timeout.min(left).max(Duration::from_secs(1));
@@ -536,7 +497,7 @@ impl Runner {
         record.plugin_running = false;
         match end {
             PluginEnd::Failed(detail) => self
-                .finish(&mut record, JobState::Failed, "plugin", Some(JobFailure::Plugin), &detail, None)
+                .fail(&mut record, "plugin", JobFailure::Plugin, &detail)
                 .map(Some),
             PluginEnd::RolledBack(detail) => self
                 .finish(&mut record, JobState::RolledBack, "rollback", Some(JobFailure::Plugin), &detail, None)
@@ -555,13 +516,11 @@ impl Runner {
                             .map(Some)
                     }
                     None => self
-                        .finish(
+                        .fail(
                             &mut record,
-                            JobState::Failed,
                             "post_check",
-                            Some(JobFailure::Plugin),
+                            JobFailure::Plugin,
                             "confirm = \"plugin\" but the plug-in reported no post_check ok with a version",
-                            None,
                         )
                         .map(Some),
                 },
@@ -745,14 +704,7 @@ impl Runner {
                     "upgrade (no reload was reported)"
                 }
             );
-            self.finish(
-                record,
-                JobState::Failed,
-                "confirm",
-                Some(JobFailure::NotReturned),
-                &detail,
-                None,
-            )
+            self.fail(record, "confirm", JobFailure::NotReturned, &detail)
         }
     }
 }
