@@ -591,6 +591,19 @@ impl Store {
         }))
     }
 
+    /// The earliest deadline of a campaign's jobs not over.
+    pub async fn next_job_deadline(&self, campaign: i64) -> Result<Option<i64>> {
+        Ok(read!(self, |p, _d| {
+            sqlx::query_scalar(&format!(
+                "SELECT MIN(deadline) FROM upgrade_jobs
+                 WHERE campaign_id = $1 AND state NOT IN {ENDED}"
+            ))
+            .bind(campaign)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+
     /// Link a failed job to the case opened for it.
     pub async fn set_job_case(&self, job: i64, case_id: i64) -> Result<()> {
         write!(self, |p, _d| {

@@ -761,11 +761,19 @@ impl Upgrades {
     // ------------------------------------------------------------ reading
 
     async fn view(&self, id: i64) -> Result<CampaignView> {
-        let store = &self.cases.store;
-        let c = store
+        let c = self
+            .cases
+            .store
             .campaign(id)
             .await?
             .ok_or_else(|| Error::not_found(format!("campaign {id}")))?;
+        self.view_of(c).await
+    }
+
+    /// The view of a campaign row: its release, jobs and tallies.
+    async fn view_of(&self, c: CampaignRow) -> Result<CampaignView> {
+        let store = &self.cases.store;
+        let id = c.id;
         let release = store
             .release(c.release_id)
             .await?
@@ -850,7 +858,7 @@ impl Upgrades {
         }
         let mut out = Vec::new();
         for c in self.cases.store.campaigns(state).await? {
-            let mut v = self.view(c.id).await?;
+            let mut v = self.view_of(c).await?;
             v.jobs.clear();
             out.push(v);
         }
@@ -1424,29 +1432,14 @@ impl Upgrades {
             }
         }
         let threshold = |v: i64| u8::try_from(v.clamp(0, 100)).unwrap_or(100);
-        let event = |state: &str, detail: String| EventInsert {
-            source: "server",
-            state: Some(state.into()),
-            detail,
-            reported_at: to_micros(now),
-            ..Default::default()
-        };
         if plan::over_errors(planned.len(), failed_total, threshold(c.error_threshold)) {
             let why = format!(
                 "{failed_total} of {} devices failed, over the error threshold of {}%",
                 planned.len(),
                 c.error_threshold
             );
-            let changed = store
-                .change_campaign(
-                    id,
-                    ("running", c.current_wave),
-                    ("stopped", c.current_wave),
-                    c.accepted_wave,
-                    Some(&why),
-                    &event("stopped", why.clone()),
-                    now,
-                )
+            let changed = self
+                .move_on(&c, ("stopped", c.current_wave), Some(&why), &why)
                 .await?;
             if changed {
                 self.skip_scheduled(id, &format!("campaign stopped: {why}"))
@@ -1480,16 +1473,8 @@ impl Upgrades {
                 "wave {w}: {bad} of {n} devices failed; the success threshold of {success}% needs {} to succeed",
                 plan::required(n, success)
             );
-            let changed = store
-                .change_campaign(
-                    id,
-                    ("running", c.current_wave),
-                    ("paused", c.current_wave),
-                    c.accepted_wave,
-                    Some(&why),
-                    &event("paused", why.clone()),
-                    now,
-                )
+            let changed = self
+                .move_on(&c, ("paused", c.current_wave), Some(&why), &why)
                 .await?;
             if changed {
                 store.withdraw_offers(id, now).await?;
@@ -1515,17 +1500,7 @@ impl Upgrades {
                         ),
                     )
                 };
-                let changed = store
-                    .change_campaign(
-                        id,
-                        ("running", c.current_wave),
-                        (to, to_wave),
-                        c.accepted_wave,
-                        None,
-                        &event(to, said.clone()),
-                        now,
-                    )
-                    .await?;
+                let changed = self.move_on(&c, (to, to_wave), None, &said).await?;
                 if changed {
                     tracing::info!(campaign = id, "{said}");
                 }
@@ -1550,6 +1525,38 @@ impl Upgrades {
             store.withdraw_offers(id, now).await?;
         }
         Ok(false)
+    }
+
+    /// The engine moves a running campaign to `to` (state, wave), with why
+    /// (kept as its reason when given) recorded as a server event. False:
+    /// someone else changed it first.
+    async fn move_on(
+        &self,
+        c: &CampaignRow,
+        to: (&str, i64),
+        reason: Option<&str>,
+        said: &str,
+    ) -> Result<bool> {
+        let now = self.now();
+        let event = EventInsert {
+            source: "server",
+            state: Some(to.0.into()),
+            detail: said.into(),
+            reported_at: to_micros(now),
+            ..Default::default()
+        };
+        self.cases
+            .store
+            .change_campaign(
+                c.id,
+                ("running", c.current_wave),
+                to,
+                c.accepted_wave,
+                reason,
+                &event,
+                now,
+            )
+            .await
     }
 
     /// A job past its deadline fails; the server says why.
@@ -1620,22 +1627,14 @@ impl Upgrades {
         let Some(c) = store.campaign(id).await? else {
             return Ok(());
         };
-        let mut next: Option<DateTime<Utc>> = None;
-        let mut consider = |t: DateTime<Utc>| {
-            next = Some(next.map_or(t, |n| n.min(t)));
+        let deadline = store.next_job_deadline(id).await?.map(from_micros);
+        let window = Self::window_of(&c)
+            .filter(|_| c.state == "running")
+            .and_then(|w| w.next_change(now));
+        let next = match (deadline, window) {
+            (Some(d), Some(w)) => Some(d.min(w)),
+            (d, w) => d.or(w),
         };
-        for j in store.campaign_jobs(id).await? {
-            if let (Some(d), Ok(s)) = (j.deadline, state_of(&j)) {
-                if !s.is_terminal() {
-                    consider(from_micros(d));
-                }
-            }
-        }
-        if c.state == "running" {
-            if let Some(change) = Self::window_of(&c).and_then(|w| w.next_change(now)) {
-                consider(change);
-            }
-        }
         match next {
             Some(t) => {
                 // Never in the past (a deadline just passed fires at once).
